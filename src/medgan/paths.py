@@ -1,0 +1,20 @@
+"""Where every stage writes. Snakefile rules, dvc.yaml and the CLI use these names."""
+
+from pathlib import Path
+
+RAW = "data/raw/{name}"
+SLICES = "data/slices/{dataset}"
+MANIFEST = "data/slices/{dataset}/manifest.csv"
+MODEL = "results/models/{experiment}.pt"
+CHECKPOINTS = "results/checkpoints/{experiment}"  # resume state: not a declared output
+TRAIN_LOG = "results/plots/train/{experiment}.csv"
+SAMPLES = "results/samples/{experiment}"
+GRID = "results/grids/{experiment}.png"
+METRICS = "results/metrics/experiments/{experiment}.json"
+SUMMARY_CSV = "results/metrics/summary.csv"
+SUMMARY_MD = "results/metrics/summary.md"
+CACHE = "results/cache"
+
+
+def path(pattern: str, **names: str) -> Path:
+    return Path(pattern.format(**names))

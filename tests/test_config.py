@@ -1,0 +1,61 @@
+import subprocess
+
+import pytest
+import yaml
+
+from medgan import cli, config
+from conftest import REPO, tiny_params
+
+
+def test_repository_params_are_valid_and_defaults_filled():
+    params = config.load(REPO / "params.yaml")
+    assert params["evaluate"]["inception"] in {"auto", "required", "off"}
+    assert params["train"]["diffaugment"]  # a default filled in from the schema
+    for exp in params["experiments"].values():
+        assert exp["dataset"] in params["datasets"]
+
+
+def test_misspelled_key_fails_with_its_name(tmp_path):
+    raw = tiny_params()
+    raw["train"]["iteratons"] = raw["train"].pop("iterations")
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(config.ConfigError, match="iteratons"):
+        config.load(path)
+
+
+def test_wrong_type_names_the_key(tmp_path):
+    raw = tiny_params()
+    raw["train"]["batch_size"] = "many"
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(config.ConfigError, match=r"train\.batch_size"):
+        config.load(path)
+
+
+def test_unknown_dataset_reference_is_reported(tmp_path):
+    raw = tiny_params()
+    raw["experiments"]["tiny_dcgan_tumour"]["dataset"] = "lits_typo"
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(config.ConfigError, match="lits_typo"):
+        config.load(path)
+
+
+def test_cli_exits_nonzero_naming_the_key(tmp_path, capsys):
+    raw = tiny_params()
+    raw["sede"] = raw.pop("seed")
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert cli.main(["prepare", "tiny", "--params", str(path)]) != 0
+    assert "sede" in capsys.readouterr().err
+
+
+def test_every_verb_has_help():
+    for verb in cli.VERBS:
+        out = subprocess.run(["medgan", verb, "--help"], capture_output=True, text=True,
+                             env=__import__("conftest").run_env())
+        assert out.returncode == 0 and "usage: medgan " + verb in out.stdout
+    listing = subprocess.run(["medgan", "--help"], capture_output=True, text=True,
+                             env=__import__("conftest").run_env()).stdout
+    assert all(verb in listing for verb in cli.VERBS)

@@ -1,0 +1,59 @@
+import json
+import os
+from pathlib import Path
+
+import yaml
+from snakemake.utils import validate
+
+from medgan import config as medgan_config
+from medgan import paths
+
+# The schema fills defaults into `config`; medgan's own check adds cross-references.
+validate(config, schema="../schemas/params.schema.yaml")
+PARAMS = medgan_config.validate(config, "params.yaml (as Snakemake loaded it)")
+
+
+def export_effective_params():
+    """When --config/--configfile changed params.yaml's values, hand the CLI verbs the same
+    values through $MEDGAN_PARAMS, so that both read one configuration."""
+    on_disk = Path("params.yaml")
+    if on_disk.exists() and medgan_config.validate(yaml.safe_load(on_disk.read_text())) == PARAMS:
+        return
+    effective = Path(".snakemake/medgan/params.yaml")
+    text = yaml.safe_dump(PARAMS, sort_keys=True)
+    if not effective.exists() or effective.read_text() != text:
+        effective.parent.mkdir(parents=True, exist_ok=True)
+        effective.write_text(text)
+    os.environ[medgan_config.PARAMS_ENV] = str(effective.resolve())
+
+
+export_effective_params()
+
+
+wildcard_constraints:
+    name="|".join(PARAMS.get("phantoms", {})) or "^$",
+    dataset="|".join(PARAMS["datasets"]),
+    experiment="|".join(PARAMS["experiments"]),
+
+
+def stage_params(stage, target=None):
+    """The params slice a stage reads, as JSON: Snakemake reruns a job when it changes."""
+    return json.dumps(medgan_config.stage_params(PARAMS, stage, target), sort_keys=True)
+
+
+def raw_folder(wildcards):
+    return PARAMS["datasets"][wildcards.dataset]["raw"]
+
+
+def slices_of_experiment(wildcards):
+    return paths.SLICES.format(dataset=PARAMS["experiments"][wildcards.experiment]["dataset"])
+
+
+def final_outputs():
+    experiments = list(PARAMS["experiments"])
+    return [
+        paths.SUMMARY_CSV,
+        paths.SUMMARY_MD,
+        *expand(paths.GRID, experiment=experiments),
+        *expand(paths.TRAIN_LOG, experiment=experiments),
+    ]

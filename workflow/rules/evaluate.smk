@@ -1,0 +1,29 @@
+rule evaluate:
+    input:
+        samples=paths.SAMPLES,
+        slices=slices_of_experiment,
+    output:
+        paths.METRICS,
+    params:
+        settings=lambda w: stage_params("evaluate"),
+    log:
+        "logs/evaluate/{experiment}.log",
+    threads: 1
+    resources:
+        runtime=60,
+        mem_mb=8000,
+    shell:
+        "medgan evaluate {wildcards.experiment} > {log} 2>&1"
+
+
+rule summarize:
+    input:
+        expand(paths.METRICS, experiment=list(PARAMS["experiments"])),
+    output:
+        csv=paths.SUMMARY_CSV,
+        md=paths.SUMMARY_MD,
+    log:
+        "logs/summarize.log",
+    threads: 1
+    shell:
+        "medgan summarize > {log} 2>&1"
