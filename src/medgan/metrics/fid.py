@@ -42,22 +42,26 @@ def require_weights(configured: str | None) -> Path:
 
 @contextlib.contextmanager
 def _hub_dir_holding(weights: Path):
-    """pytorch-fid only loads from <hub dir>/checkpoints/<file>; point a temporary hub there."""
+    """pytorch-fid only loads from <torch hub>/checkpoints/<file>; for weights kept elsewhere,
+    point TORCH_HOME at a temporary hub holding a link to them while the model loads."""
     import torch
 
-    default = Path(torch.hub.get_dir()) / "checkpoints" / WEIGHTS_FILE
-    if weights.resolve() == default.resolve():
+    if weights.resolve() == weights_path(None).resolve():
         yield
         return
-    previous = torch.hub.get_dir()
-    with tempfile.TemporaryDirectory() as hub:
-        (Path(hub) / "checkpoints").mkdir()
-        os.symlink(weights.resolve(), Path(hub) / "checkpoints" / WEIGHTS_FILE)
-        torch.hub.set_dir(hub)
+    previous = os.environ.get("TORCH_HOME")
+    with tempfile.TemporaryDirectory() as home:
+        (Path(home) / "hub" / "checkpoints").mkdir(parents=True)
+        os.symlink(weights.resolve(), Path(home) / "hub" / "checkpoints" / WEIGHTS_FILE)
+        os.environ["TORCH_HOME"] = home
         try:
+            assert Path(torch.hub.get_dir()) == Path(home) / "hub"
             yield
         finally:
-            torch.hub.set_dir(previous)
+            if previous is None:
+                os.environ.pop("TORCH_HOME", None)
+            else:
+                os.environ["TORCH_HOME"] = previous
 
 
 def inception_model(weights: Path):
