@@ -44,7 +44,7 @@ def test_changed_params_rerun_only_what_depends_on_them(project):
 def test_config_override_reaches_the_cli_verbs(project):
     (project / "override.yaml").write_text("sample: {n: 5, grid_columns: 5}\n")
     run(["snakemake", "--cores", "2", "--configfile", "override.yaml"], project)
-    assert len(list((project / "results/samples/tiny_dcgan_tumour").glob("*.png"))) == 5
+    assert len(list((project / "results/samples/tiny_dcgan_tumour").glob("tumour/*.png"))) == 5
 
 
 def test_dvc_repro_runs_and_metrics_show_lists_metrics(project):

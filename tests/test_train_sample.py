@@ -80,8 +80,11 @@ def test_checkpoint_from_other_params_is_not_resumed(prepared, capsys):
 def test_sample_writes_n_images_and_grid(prepared):
     train.train(prepared, "tiny_dcgan_tumour")
     sample.sample(prepared, "tiny_dcgan_tumour")
-    files = sorted(paths.path(paths.SAMPLES, experiment="tiny_dcgan_tumour").glob("*.png"))
+    folder = paths.path(paths.SAMPLES, experiment="tiny_dcgan_tumour")
+    files = sorted(folder.glob("tumour/*.png"))
     assert len(files) == 12
+    index = pd.read_csv(folder / "samples.csv")
+    assert list(index["path"]) == [f"tumour/{i:05d}.png" for i in range(12)]
     assert Image.open(files[0]).size == (32, 32)
     grid = Image.open(paths.path(paths.GRID, experiment="tiny_dcgan_tumour"))
     assert grid.size == (4 * 34 + 2, 3 * 34 + 2)  # 4 columns x 3 rows, 2-pixel padding

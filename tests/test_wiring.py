@@ -41,7 +41,7 @@ def test_every_rule_declares_a_log_threads_and_resources():
         for rule in re.split(r"\n(?=rule )", text):
             if rule.startswith("rule "):
                 assert "log:" in rule and "threads:" in rule, f"{path.name}: {rule.splitlines()[0]}"
-    assert "gpu=" in (REPO / "workflow" / "rules" / "train.smk").read_text()
+    assert 'stage_resources("train")' in (REPO / "workflow" / "rules" / "train.smk").read_text()
 
 
 def test_dvc_params_cover_what_each_stage_reads():

@@ -23,8 +23,11 @@ def real_image_paths(params: dict, exp: dict) -> list[str]:
     return [str(slices / p) for p in rows["path"]]
 
 
-def sample_paths(name: str) -> list[str]:
-    return sorted(str(p) for p in paths.path(paths.SAMPLES, experiment=name).glob("*.png"))
+def sample_paths(name: str, cls: str) -> list[str]:
+    folder = paths.path(paths.SAMPLES, experiment=name)
+    index = pd.read_csv(folder / "samples.csv")
+    rows = index[(index["class"] == cls) & (index["kind"] == "fake")]
+    return [str(folder / p) for p in rows["path"]]
 
 
 def selected_metrics(settings: dict) -> list[str]:
@@ -34,7 +37,7 @@ def selected_metrics(settings: dict) -> list[str]:
 def evaluate(params: dict, name: str) -> dict:
     exp = config.experiment(params, name)
     settings = params["evaluate"]
-    real, fake = real_image_paths(params, exp), sample_paths(name)
+    real, fake = real_image_paths(params, exp), sample_paths(name, exp["class"])
     results = {"experiment": name, **exp, "seed": params["seed"], "real_split": settings["real_split"]}
     for metric in selected_metrics(settings):
         results[metric] = REGISTRY[metric](real, fake, settings)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pandas as pd
 import torch
 from PIL import Image
 from torchvision.utils import make_grid
@@ -27,11 +30,25 @@ def save_grid(images_uint8: torch.Tensor, out, columns: int) -> None:
         Image.fromarray(grid.numpy()).save(tmp, format="PNG")
 
 
+def write_images(folder: Path, images_uint8: torch.Tensor, cls: str) -> list[dict]:
+    """Save (N, 1, H, W) uint8 images as <folder>/<cls>/NNNNN.png; return their index rows."""
+    (folder / cls).mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, image in enumerate(images_uint8):
+        rel = f"{cls}/{i:05d}.png"
+        Image.fromarray(image[0].numpy()).save(folder / rel, compress_level=1)
+        rows.append({"path": rel, "class": cls, "kind": "fake"})
+    return rows
+
+
 def sample(params: dict, name: str) -> None:
+    """Samples contract (read by evaluate): results/samples/<experiment>/<class>/NNNNN.png
+    plus samples.csv with one row per file: path (relative), class, kind."""
     settings = params["sample"]
+    exp = params["experiments"][name]
     G, _ = load_generator(paths.path(paths.MODEL, experiment=name))
     images = generate(G, settings["n"], params["seed"])
     with atomic_dir(paths.path(paths.SAMPLES, experiment=name)) as tmp:
-        for i, image in enumerate(images):
-            Image.fromarray(image[0].numpy()).save(tmp / f"{i:05d}.png", compress_level=1)
+        rows = write_images(tmp, images, exp["class"])
+        pd.DataFrame(rows).to_csv(tmp / "samples.csv", index=False)
     save_grid(images, paths.path(paths.GRID, experiment=name), settings["grid_columns"])

@@ -66,7 +66,7 @@ class Trainer:
             config.stage_params(params, "train", name), sort_keys=True).encode()).hexdigest()
 
         seed_everything(params["seed"])
-        torch.set_num_threads(self.settings["threads"])
+        torch.set_num_threads(params["resources"]["train"]["threads"])
         self.images = training_images(params, self.exp)
         self.G, self.D = models.build(self.exp["variant"], self.image_size, self.hp)
         betas = (self.hp["beta1"], self.hp["beta2"])

@@ -41,6 +41,21 @@ def stage_params(stage, target=None):
     return json.dumps(medgan_config.stage_params(PARAMS, stage, target), sort_keys=True)
 
 
+def stage_threads(stage):
+    return PARAMS["resources"][stage]["threads"]
+
+
+def stage_resources(stage):
+    """Job resources from params.yaml's `resources.<stage>`, in the Slurm executor's terms."""
+    spec = PARAMS["resources"][stage]
+    resources = {"mem_mb": spec["mem_mb"], "runtime": spec["runtime"]}
+    if spec["gpus"] > 0:
+        resources["gpu"] = spec["gpus"]
+        if spec["gpu_model"]:
+            resources["gpu_model"] = spec["gpu_model"]
+    return resources
+
+
 def raw_folder(wildcards):
     return PARAMS["datasets"][wildcards.dataset]["raw"]
 

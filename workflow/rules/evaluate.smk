@@ -8,10 +8,9 @@ rule evaluate:
         settings=lambda w: stage_params("evaluate"),
     log:
         "logs/evaluate/{experiment}.log",
-    threads: 1
+    threads: stage_threads("evaluate")
     resources:
-        runtime=60,
-        mem_mb=8000,
+        **stage_resources("evaluate"),
     shell:
         "medgan evaluate {wildcards.experiment} > {log} 2>&1"
 
@@ -24,6 +23,8 @@ rule summarize:
         md=paths.SUMMARY_MD,
     log:
         "logs/summarize.log",
-    threads: 1
+    threads: stage_threads("summarize")
+    resources:
+        **stage_resources("summarize"),
     shell:
         "medgan summarize > {log} 2>&1"

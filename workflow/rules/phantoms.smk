@@ -5,9 +5,8 @@ rule phantoms:
         settings=lambda w: stage_params("phantoms", w.name),
     log:
         "logs/phantoms/{name}.log",
-    threads: 1
+    threads: stage_threads("phantoms")
     resources:
-        runtime=30,
-        mem_mb=4000,
+        **stage_resources("phantoms"),
     shell:
         "medgan phantoms {wildcards.name} > {log} 2>&1"

@@ -7,9 +7,8 @@ rule prepare:
         settings=lambda w: stage_params("prepare", w.dataset),
     log:
         "logs/prepare/{dataset}.log",
-    threads: 1
+    threads: stage_threads("prepare")
     resources:
-        runtime=120,
-        mem_mb=8000,
+        **stage_resources("prepare"),
     shell:
         "medgan prepare {wildcards.dataset} > {log} 2>&1"

@@ -8,9 +8,8 @@ rule sample:
         settings=lambda w: stage_params("sample"),
     log:
         "logs/sample/{experiment}.log",
-    threads: 1
+    threads: stage_threads("sample")
     resources:
-        runtime=30,
-        mem_mb=4000,
+        **stage_resources("sample"),
     shell:
         "medgan sample {wildcards.experiment} > {log} 2>&1"

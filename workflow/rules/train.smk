@@ -8,10 +8,8 @@ rule train:
         settings=lambda w: stage_params("train", w.experiment),
     log:
         "logs/train/{experiment}.log",
-    threads: PARAMS["train"]["threads"]
+    threads: stage_threads("train")
     resources:
-        gpu=PARAMS["train"]["gpus"],
-        runtime=24 * 60,
-        mem_mb=16000,
+        **stage_resources("train"),
     shell:
         "medgan train {wildcards.experiment} > {log} 2>&1"
