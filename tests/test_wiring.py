@@ -3,8 +3,6 @@ command and on the files each command produces, for the current params.yaml."""
 
 import re
 import subprocess
-from collections import defaultdict
-
 from dvc.repo import Repo
 
 from conftest import REPO, run_env
@@ -13,15 +11,19 @@ REDIRECT = re.compile(r"\s*>\s*\S+\s+2>&1\s*$")
 
 
 def snakemake_jobs(root) -> dict[str, frozenset]:
-    out = subprocess.run(["snakemake", "--detailed-summary", "--forceall"], cwd=root, env=run_env(),
+    """{command: outputs} of every job in a forced dry run (its printed job blocks)."""
+    out = subprocess.run(["snakemake", "--forceall", "--dry-run", "--printshellcmds"], cwd=root, env=run_env(),
                          capture_output=True, text=True, check=True).stdout
-    lines = [line.split("\t") for line in out.splitlines() if "\t" in line]
-    header, rows = lines[0], lines[1:]
-    col = {name: i for i, name in enumerate(header)}
-    jobs = defaultdict(set)
-    for row in rows:
-        jobs[REDIRECT.sub("", row[col["shellcmd"]])].add(row[col["output_file"]])
-    return {cmd: frozenset(outs) for cmd, outs in jobs.items()}
+    jobs, outputs = {}, frozenset()
+    for line in out.splitlines():
+        line = line.strip()
+        if line.startswith("rule "):
+            outputs = frozenset()
+        elif line.startswith("output: "):
+            outputs = frozenset(line[len("output: "):].split(", "))
+        elif line.startswith("Shell command: "):
+            jobs[REDIRECT.sub("", line[len("Shell command: "):])] = outputs
+    return jobs
 
 
 def dvc_stages(root) -> dict[str, frozenset]:

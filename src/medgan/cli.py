@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 import time
 
 from . import __version__, config, paths
+from .errors import MedganError
 
 VERBS = {
     "phantoms": "generate the phantom raw dataset NAME (the embedded default) into data/raw/NAME",
@@ -33,7 +36,18 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--params", metavar="FILE", help="configuration file (default: params.yaml)")
         if verb == "phantoms":
             sub.add_argument("--out", help="output folder (default: data/raw/NAME)")
+        if verb == "train":
+            sub.add_argument("--nproc", type=int, metavar="N",
+                             help="processes under torchrun/DDP (default: resources.train.gpus; <= 1 runs one)")
     return parser
+
+
+def launch_torchrun(nproc: int, args: argparse.Namespace) -> None:
+    """Multi-GPU training: rerun this verb under torchrun, one DDP process per GPU."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+               "-m", "medgan.cli", "train", args.target, "--params", str(config.params_path(args.params))]
+    print("+ " + " ".join(command), file=sys.stderr)
+    subprocess.run(command, check=True)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -53,7 +67,11 @@ def run(args: argparse.Namespace) -> None:
     elif args.verb == "train":
         from . import train
 
-        train.train(params, args.target)
+        nproc = args.nproc if args.nproc is not None else params["resources"]["train"]["gpus"]
+        if nproc > 1 and "WORLD_SIZE" not in os.environ:
+            launch_torchrun(nproc, args)
+        else:
+            train.train(params, args.target)
     elif args.verb == "sample":
         from . import sample
 
@@ -74,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         run(args)
-    except (config.ConfigError, FileNotFoundError, ValueError) as err:
+    except (MedganError, subprocess.CalledProcessError) as err:
         print(f"medgan {args.verb}: error: {err}", file=sys.stderr)
         return 2
     print(f"medgan {args.verb} {getattr(args, 'target', '')} done in {time.perf_counter() - started:.1f}s",

@@ -10,11 +10,13 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from .errors import MedganError
+
 DEFAULT_PARAMS = "params.yaml"
 PARAMS_ENV = "MEDGAN_PARAMS"  # set by the Snakefile when --config/--configfile override params.yaml
 
 
-class ConfigError(ValueError):
+class ConfigError(MedganError, ValueError):
     """params.yaml is malformed; the message names the key and the fix."""
 
 
@@ -61,11 +63,16 @@ def _check_references(params: dict, source: str) -> None:
                 f"  - at 'experiments.{name}.dataset': unknown dataset '{exp['dataset']}' "
                 f"(known: {', '.join(params['datasets'])})"
             )
-        elif exp["class"] not in dataset["classes"]:
+        elif exp["class"] != "all" and exp["class"] not in dataset["classes"]:
             problems.append(
                 f"  - at 'experiments.{name}.class': '{exp['class']}' is not one of "
                 f"datasets.{exp['dataset']}.classes {dataset['classes']}"
             )
+        else:
+            try:
+                training_settings(params, name)
+            except ConfigError as err:
+                problems.append(str(err).split("\n", 1)[1])
     for name, dataset in params["datasets"].items():
         if abs(sum(dataset["split"].values()) - 1.0) > 1e-6:
             problems.append(f"  - at 'datasets.{name}.split': ratios must sum to 1")
@@ -107,6 +114,33 @@ def dataset(params: dict, name: str) -> dict:
         raise ConfigError(f"unknown dataset '{name}' (params.yaml has: {known})") from None
 
 
+def classes_of(params: dict, exp: dict) -> list[str]:
+    """The classes an experiment learns: its one class, or all of its dataset's."""
+    classes = params["datasets"][exp["dataset"]]["classes"]
+    return list(classes) if exp["class"] == "all" else [exp["class"]]
+
+
+def _overridden(defaults: dict, overrides: dict, where: str) -> dict:
+    unknown = sorted(set(overrides) - set(defaults))
+    if unknown:
+        raise ConfigError(f"params.yaml is invalid:\n  - at '{where}': unknown key(s) {unknown} "
+                          f"(known: {', '.join(sorted(defaults))})")
+    return {**defaults, **overrides}
+
+
+def training_settings(params: dict, name: str) -> dict:
+    """Everything that decides a training run of one experiment, overrides applied."""
+    exp = experiment(params, name)
+    return {
+        "seed": params["seed"],
+        "experiment": exp,
+        "classes": classes_of(params, exp),
+        "image_size": list(exp.get("image_size") or params["datasets"][exp["dataset"]]["image_size"]),
+        "hp": _overridden(params["variants"][exp["variant"]], exp.get("hp", {}), f"experiments.{name}.hp"),
+        "train": _overridden(params["train"], exp.get("train", {}), f"experiments.{name}.train"),
+    }
+
+
 def stage_params(params: dict, stage: str, target: str | None = None) -> dict:
     """The slice of params a stage reads: Snakemake reruns a job when it changes, and
     dvc.yaml lists the same keys under `params:`."""
@@ -115,13 +149,7 @@ def stage_params(params: dict, stage: str, target: str | None = None) -> dict:
     if stage == "prepare":
         return {"seed": params["seed"], "dataset": params["datasets"][target]}
     if stage == "train":
-        exp = params["experiments"][target]
-        return {
-            "seed": params["seed"],
-            "experiment": exp,
-            "variant": params["variants"].get(exp["variant"], {}),
-            "train": params["train"],
-        }
+        return training_settings(params, target)
     if stage == "sample":
         return {"seed": params["seed"], "sample": params["sample"]}
     if stage == "evaluate":

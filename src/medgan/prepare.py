@@ -23,6 +23,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from .atomic import atomic_dir
+from .errors import MedganError
 from .phantoms import LIVER_LABEL, TUMOUR_LABEL
 
 SPLITS = ("train", "val", "test")
@@ -31,7 +32,7 @@ SPLITS = ("train", "val", "test")
 DISPLAY_ORIENTATION = "LPS"
 
 
-class DataError(ValueError):
+class DataError(MedganError, ValueError):
     """Raw data cannot be ingested; the message names the file and the fix."""
 
 

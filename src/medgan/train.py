@@ -1,30 +1,46 @@
-"""train: one GAN per experiment, resumable from its last checkpoint.
+"""train: one training engine for every GAN variant, resumable from its last checkpoint.
 
-Images are decoded once into a uint8 tensor and served from memory. A checkpoint holds
-everything needed to continue exactly (networks, optimisers, RNG states, step, log), and
-is written atomically under results/checkpoints/<experiment>/ — outside the declared
-outputs, so a killed job restarts from it instead of from zero.
+Images are decoded once into a uint8 tensor (on the GPU when there is one) and batches are
+drawn from memory. A checkpoint holds everything needed to continue exactly (G, D, the EMA
+copy, optimisers, RNG states, step, log, progress grids) and is written atomically under
+results/checkpoints/<experiment>/ — outside the declared outputs, so a killed job restarts
+from it instead of from zero. Under `torchrun` the engine runs DDP; only rank 0 writes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import csv
 import hashlib
 import json
+import math
+import os
 import random
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
+import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from . import config, models, paths
-from .augment import diff_augment
+from . import config, paths, variants
 from .atomic import atomic_file
+from .augment import diff_augment
+from .errors import MedganError
+from .losses import GANLoss, gradient_penalty, r1_penalty
 from .prepare import load_images, load_manifest
 
-LOG_FIELDS = ["step", "loss_d", "loss_g", "d_real", "d_fake", "d_accuracy"]
+LOG_FIELDS = ["step", "loss_d", "loss_g", "d_real", "d_fake", "d_accuracy", "penalty", "l1", "fake_std"]
+PROGRESS_COLUMNS = 8
+
+
+class DivergenceError(MedganError, RuntimeError):
+    """Training diverged; the message says when, why and what to try."""
 
 
 def seed_everything(seed: int) -> None:
@@ -33,146 +49,353 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def training_images(params: dict, exp: dict, split: str = "train") -> torch.Tensor:
-    """uint8 tensor (N, 1, H, W) of one dataset/split/class."""
-    slices = paths.path(paths.SLICES, dataset=exp["dataset"])
-    manifest = load_manifest(slices)
-    rows = manifest[(manifest["split"] == split) & (manifest["class"] == exp["class"])]
-    if rows.empty:
-        raise config.ConfigError(
-            f"{slices}/manifest.csv has no '{exp['class']}' images in split '{split}' — "
-            f"check the dataset's classes or its split ratios")
-    return torch.from_numpy(load_images(slices, rows)).unsqueeze(1)
-
-
 def to_model_range(batch_uint8: torch.Tensor) -> torch.Tensor:
     return batch_uint8.float().div_(127.5).sub_(1.0)
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    return images.add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8)
+    return images.float().add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8).cpu()
 
+
+def pick_device(setting: str) -> torch.device:
+    if setting == "cuda" or (setting == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
+
+
+# -- data --------------------------------------------------------------------------------------
+
+@dataclass
+class Batch:
+    images: torch.Tensor  # float in [-1, 1], (B, 1, H, W)
+    labels: torch.Tensor | None = None  # class indices (conditional variants)
+    masks: torch.Tensor | None = None  # float in [-1, 1] (paired variants)
+
+
+def _resized(images: torch.Tensor, size, mode: str) -> torch.Tensor:
+    if tuple(images.shape[-2:]) == tuple(size):
+        return images
+    kwargs = {"antialias": True, "align_corners": False} if mode == "bilinear" else {}
+    return F.interpolate(images.float(), size=tuple(size), mode=mode, **kwargs).round().clamp(0, 255).to(torch.uint8)
+
+
+class TrainingData:
+    """The training split of one dataset (the experiment's classes) held in memory as uint8."""
+
+    def __init__(self, settings: dict, device: torch.device, split: str = "train"):
+        exp, self.classes = settings["experiment"], settings["classes"]
+        slices = paths.path(paths.SLICES, dataset=exp["dataset"])
+        manifest = load_manifest(slices)
+        rows = manifest[(manifest["split"] == split) & manifest["class"].isin(self.classes)]
+        if rows.empty:
+            raise config.ConfigError(f"{slices}/manifest.csv has no {self.classes} images in split "
+                                     f"'{split}' — check the dataset's classes or its split ratios")
+        size = settings["image_size"]
+        images = torch.from_numpy(load_images(slices, rows)).unsqueeze(1)
+        self.images = _resized(images, size, "bilinear").to(device)
+        self.labels = torch.tensor([self.classes.index(c) for c in rows["class"]], device=device)
+        self.masks, self.mask_max = None, 1
+        if variants.VARIANTS[exp["variant"]].paired:
+            self.masks, self.mask_max = self._masks(slices, rows, size, device)
+        self.device = device
+
+    @staticmethod
+    def _masks(slices: Path, rows, size, device):
+        if "mask_path" not in rows or rows["mask_path"].isna().any():
+            raise config.ConfigError(f"{slices}/manifest.csv: pix2pix needs a label mask per image "
+                                     f"(column mask_path) — prepare the dataset with masks")
+        masks = torch.from_numpy(load_images(slices, rows.assign(path=rows["mask_path"]))).unsqueeze(1)
+        return _resized(masks, size, "nearest").to(device), max(1, int(masks.max()))
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def masks_to_model_range(self, masks_uint8: torch.Tensor) -> torch.Tensor:
+        return masks_uint8.float().mul_(2.0 / self.mask_max).sub_(1.0)
+
+    def batch(self, size: int, rng: torch.Generator, hflip: bool) -> Batch:
+        idx = torch.randint(len(self), (size,), generator=rng).to(self.device)
+        images = to_model_range(self.images[idx])
+        masks = self.masks_to_model_range(self.masks[idx]) if self.masks is not None else None
+        if hflip:
+            flip = (torch.rand(size, generator=rng) < 0.5).to(self.device)
+            images = torch.where(flip[:, None, None, None], images.flip(-1), images)
+            if masks is not None:
+                masks = torch.where(flip[:, None, None, None], masks.flip(-1), masks)
+        return Batch(images, self.labels[idx], masks)
+
+
+# -- distributed -------------------------------------------------------------------------------
+
+def distributed_rank() -> tuple[int, int]:
+    """(rank, world size); initialises the process group when started by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def total_steps(settings: dict, n_images: int) -> int:
+    train = settings["train"]
+    if train["epochs"]:
+        return max(1, math.ceil(train["epochs"] * n_images / train["batch_size"]))
+    if not train["iterations"]:
+        raise config.ConfigError("train: set `iterations` or `epochs`")
+    return train["iterations"]
+
+
+# -- the engine --------------------------------------------------------------------------------
 
 class Trainer:
-    """Owns the networks, optimisers, data, loop, checkpoints and loss log of one experiment."""
+    """Owns the networks, optimisers, data, loop, checkpoints, guard and log of one experiment."""
 
     def __init__(self, params: dict, name: str):
         self.name = name
-        self.exp = config.experiment(params, name)
-        self.settings = params["train"]
-        self.hp = params["variants"].get(self.exp["variant"], {})
-        self.image_size = tuple(params["datasets"][self.exp["dataset"]]["image_size"])
-        self.fingerprint = hashlib.sha1(json.dumps(
-            config.stage_params(params, "train", name), sort_keys=True).encode()).hexdigest()
+        self.settings = config.training_settings(params, name)
+        self.exp, self.hp, self.train_cfg = self.settings["experiment"], self.settings["hp"], self.settings["train"]
+        self.variant = variants.VARIANTS[self.exp["variant"]]
+        self.fingerprint = hashlib.sha1(json.dumps(self.settings, sort_keys=True).encode()).hexdigest()
+        self.rank, self.world = distributed_rank()
+        self.device = pick_device(self.train_cfg["device"])
+        seed = params["seed"]
 
-        seed_everything(params["seed"])
+        seed_everything(seed)
         torch.set_num_threads(params["resources"]["train"]["threads"])
-        self.images = training_images(params, self.exp)
-        self.G, self.D = models.build(self.exp["variant"], self.image_size, self.hp)
-        betas = (self.hp["beta1"], self.hp["beta2"])
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=self.hp["lr"], betas=betas)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=self.hp["lr"], betas=betas)
-        self.loss = nn.BCEWithLogitsLoss()
-        self.rng = torch.Generator().manual_seed(params["seed"])
-        self.step = 0
+        self.data = TrainingData(self.settings, self.device)
+        self.G, self.D = variants.build(self.exp["variant"], self.settings["image_size"], self.hp,
+                                        len(self.settings["classes"]))
+        self.G.to(self.device)
+        self.D.to(self.device)
+        if self.train_cfg["channels_last"]:
+            self.G.to(memory_format=torch.channels_last)
+            self.D.to(memory_format=torch.channels_last)
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if self.hp["ema"] else None
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=self.hp["lr"], betas=tuple(self.hp["betas"]))
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=self.hp["lr"], betas=tuple(self.hp["betas"]))
+        self.G_run, self.D_run = self._wrapped(self.G), self._wrapped(self.D)
+        self.loss = GANLoss(self.hp["loss"])
+        self.seed = seed
+        self.rng = torch.Generator().manual_seed(seed + 1000 * self.rank)
+        self.fixed = self._fixed_inputs(torch.Generator().manual_seed(seed))
+        self.step, self.rollbacks, self.collapse_run = 0, 0, 0
         self.log: list[dict] = []
+        self.progress: list[tuple[int, torch.Tensor]] = []
+        self.total = total_steps(self.settings, len(self.data))
         self.checkpoint = paths.path(paths.CHECKPOINTS, experiment=name) / "last.pt"
 
-    # -- data -------------------------------------------------------------------------------
-    def next_batch(self) -> torch.Tensor:
-        idx = torch.randint(len(self.images), (self.settings["batch_size"],), generator=self.rng)
-        batch = to_model_range(self.images[idx])
-        if self.settings["hflip"]:
-            flip = torch.rand(len(batch), generator=self.rng) < 0.5
-            batch[flip] = batch[flip].flip(-1)
-        return batch
+    def _wrapped(self, net: nn.Module) -> nn.Module:
+        if self.train_cfg["compile"]:
+            net = torch.compile(net)
+        if self.world > 1:
+            net = DistributedDataParallel(net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        return net
 
-    def noise(self, n: int) -> torch.Tensor:
-        return torch.randn(n, self.hp["z_dim"], generator=self.rng)
+    @property
+    def is_writer(self) -> bool:
+        return self.rank == 0
+
+    def autocast(self):
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    # -- inputs -------------------------------------------------------------------------------
+    def noise(self, n: int, rng: torch.Generator) -> torch.Tensor:
+        return torch.randn(n, self.hp["z_dim"], generator=rng).to(self.device)
+
+    def _fixed_inputs(self, rng: torch.Generator) -> dict:
+        n = PROGRESS_COLUMNS
+        if self.variant.paired:
+            idx = torch.randperm(len(self.data), generator=rng)[:n].to(self.device)
+            return {"masks": self.data.masks_to_model_range(self.data.masks[idx])}
+        labels = torch.arange(n, device=self.device) % len(self.settings["classes"])
+        return {"z": self.noise(n, rng), "labels": labels}
+
+    def generate(self, G: nn.Module, batch: Batch, rng: torch.Generator) -> torch.Tensor:
+        if self.variant.paired:
+            return G(batch.masks)
+        return G(self.noise(len(batch.images), rng), batch.labels if self.variant.conditional else None)
+
+    def discriminate(self, D: nn.Module, images: torch.Tensor, batch: Batch) -> torch.Tensor:
+        if self.variant.paired:  # PatchGAN judges (mask, image) pairs, augmented together
+            return D(self.augment(torch.cat([batch.masks, images], 1)))
+        return D(self.augment(images), batch.labels if self.variant.conditional else None)
 
     def augment(self, images: torch.Tensor) -> torch.Tensor:
-        policy = self.settings["diffaugment"]
-        return diff_augment(images, policy, self.rng) if policy else images
+        policy = self.train_cfg["diffaugment"]
+        return diff_augment(images, policy, None) if policy else images
 
-    # -- one step ---------------------------------------------------------------------------
-    def train_step(self) -> dict:
-        real = self.next_batch()
-        fake = self.G(self.noise(len(real)))
-        ones, zeros = torch.ones(len(real)), torch.zeros(len(real))
-
+    # -- one step -----------------------------------------------------------------------------
+    def discriminator_step(self, batch: Batch, fake: torch.Tensor) -> dict:
         self.opt_d.zero_grad(set_to_none=True)
-        logits_real, logits_fake = self.D(self.augment(real)), self.D(self.augment(fake.detach()))
-        loss_d = self.loss(logits_real, ones) + self.loss(logits_fake, zeros)
-        loss_d.backward()
+        real = batch.images.requires_grad_(self.hp["r1_gamma"] > 0)
+        with self.autocast():
+            real_logits = self.discriminate(self.D_run, real, batch)
+            fake_logits = self.discriminate(self.D_run, fake.detach(), batch)
+            loss = self.loss.discriminator(real_logits.float(), fake_logits.float())
+        penalty = torch.zeros((), device=self.device)
+        if self.hp.get("gp_lambda"):
+            critic = lambda x, labels: self.discriminate(self.D, x, batch)  # noqa: E731
+            penalty = self.hp["gp_lambda"] * gradient_penalty(critic, batch.images, fake, batch.labels)
+        if self.hp["r1_gamma"] > 0:
+            penalty = penalty + 0.5 * self.hp["r1_gamma"] * r1_penalty(real_logits.float(), real)
+        (loss + penalty).backward()
         self.opt_d.step()
-
-        self.opt_g.zero_grad(set_to_none=True)
-        loss_g = self.loss(self.D(self.augment(fake)), ones)
-        loss_g.backward()
-        self.opt_g.step()
-
         with torch.no_grad():
-            accuracy = ((logits_real > 0).float().mean() + (logits_fake < 0).float().mean()) / 2
-        return {"loss_d": loss_d.item(), "loss_g": loss_g.item(),
-                "d_real": torch.sigmoid(logits_real).mean().item(),
-                "d_fake": torch.sigmoid(logits_fake).mean().item(),
-                "d_accuracy": accuracy.item()}
+            accuracy = ((real_logits > 0).float().mean() + (fake_logits < 0).float().mean()) / 2
+        return {"loss_d": loss.item(), "penalty": penalty.item(), "d_accuracy": accuracy.item(),
+                "d_real": self.loss.probabilities(real_logits.float()).mean().item(),
+                "d_fake": self.loss.probabilities(fake_logits.float()).mean().item()}
 
-    # -- checkpoints ------------------------------------------------------------------------
+    def generator_step(self, batch: Batch, fake: torch.Tensor) -> dict:
+        self.opt_g.zero_grad(set_to_none=True)
+        self.D.requires_grad_(False)  # no D gradients in the G step: faster, and DDP-safe
+        with self.autocast():
+            loss = self.loss.generator(self.discriminate(self.D, fake, batch).float())
+            l1 = (F.l1_loss(fake.float(), batch.images) if self.variant.paired
+                  else torch.zeros((), device=self.device))
+        (loss + self.hp.get("l1_lambda", 0.0) * l1).backward()
+        self.D.requires_grad_(True)
+        self.opt_g.step()
+        if self.G_ema is not None:
+            self.update_ema()
+        return {"loss_g": loss.item(), "l1": l1.item(),
+                "fake_std": fake.detach().float().flatten(1).std(1).mean().item()}
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        for ema, live in zip(self.G_ema.parameters(), self.G.parameters()):
+            ema.lerp_(live, 1.0 - self.hp["ema"])
+        for ema, live in zip(self.G_ema.buffers(), self.G.buffers()):
+            ema.copy_(live)
+
+    def train_step(self) -> dict:
+        cfg = self.train_cfg
+        for critic_step in range(self.hp["n_critic"]):
+            batch = self.data.batch(cfg["batch_size"], self.rng, cfg["hflip"])
+            last = critic_step == self.hp["n_critic"] - 1
+            with self.autocast(), (contextlib.nullcontext() if last else torch.no_grad()):
+                fake = self.generate(self.G_run, batch, self.rng)
+            d_metrics = self.discriminator_step(batch, fake)
+        return {**d_metrics, **self.generator_step(batch, fake)}  # the last fake serves the G step
+
+    # -- divergence guard ---------------------------------------------------------------------
+    def check_divergence(self, metrics: dict) -> str | None:
+        guard = self.train_cfg["divergence"]
+        if guard["action"] == "off":
+            return None
+        if not all(math.isfinite(metrics[k]) for k in ("loss_d", "loss_g")):
+            return "a non-finite loss (NaN/Inf)"
+        collapsed = metrics["d_accuracy"] >= 0.999 and metrics["fake_std"] < guard["collapse_std"]
+        self.collapse_run = self.collapse_run + 1 if collapsed else 0
+        if self.collapse_run >= guard["window"]:
+            return (f"collapse: D accuracy 1.0 and near-constant generated images "
+                    f"(pixel std < {guard['collapse_std']}) for {guard['window']} steps")
+        return None
+
+    def handle_divergence(self, reason: str) -> None:
+        guard = self.train_cfg["divergence"]
+        message = (f"{self.name}: training diverged at step {self.step}: {reason}. Try a lower lr, "
+                   f"DiffAugment (train.diffaugment), spectral_norm or r1_gamma")
+        if guard["action"] == "rollback" and self.checkpoint.exists() and self.rollbacks < guard["max_rollbacks"]:
+            rollbacks = self.rollbacks + 1
+            self.load_checkpoint()
+            self.rollbacks, self.collapse_run = rollbacks, 0
+            self.rng.manual_seed(self.seed + 1000 * self.rank + 7919 * rollbacks)  # a different path
+            print(f"{message}\n  rolled back to step {self.step} (rollback {rollbacks}/{guard['max_rollbacks']})")
+            return
+        raise DivergenceError(message + (" — or train.divergence.action: rollback" if guard["action"] == "stop"
+                                         else f" — rollbacks exhausted ({self.rollbacks})"))
+
+    # -- checkpoints --------------------------------------------------------------------------
     def state(self) -> dict:
         return {"step": self.step, "fingerprint": self.fingerprint, "log": self.log,
+                "progress": self.progress, "rollbacks": self.rollbacks,
                 "G": self.G.state_dict(), "D": self.D.state_dict(),
+                "G_ema": self.G_ema.state_dict() if self.G_ema is not None else None,
                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
                 "rng": self.rng.get_state(), "torch_rng": torch.get_rng_state(),
                 "numpy_rng": np.random.get_state(), "python_rng": random.getstate()}
 
     def save_checkpoint(self) -> None:
-        with atomic_file(self.checkpoint) as tmp:
-            torch.save(self.state(), tmp)
+        if self.is_writer:
+            with atomic_file(self.checkpoint) as tmp:
+                torch.save(self.state(), tmp)
 
-    def try_resume(self) -> bool:
-        if not self.checkpoint.exists():
-            return False
-        state = torch.load(self.checkpoint, weights_only=False)
-        if state["fingerprint"] != self.fingerprint:
-            print(f"{self.checkpoint}: made with other params — starting over")
-            return False
+    def load_checkpoint(self) -> None:
+        state = torch.load(self.checkpoint, map_location=self.device, weights_only=False)
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])
+        if self.G_ema is not None:
+            self.G_ema.load_state_dict(state["G_ema"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.rng.set_state(state["rng"])
         torch.set_rng_state(state["torch_rng"])
         np.random.set_state(state["numpy_rng"])
         random.setstate(state["python_rng"])
-        self.step, self.log = state["step"], state["log"]
+        self.step, self.log, self.progress = state["step"], state["log"], state["progress"]
+        self.rollbacks = state["rollbacks"]
+
+    def try_resume(self) -> bool:
+        if not self.checkpoint.exists():
+            return False
+        fingerprint = torch.load(self.checkpoint, map_location="cpu", weights_only=False)["fingerprint"]
+        if fingerprint != self.fingerprint:
+            print(f"{self.checkpoint}: made with other params — starting over")
+            return False
+        self.load_checkpoint()
         print(f"resuming {self.name} from step {self.step} ({self.checkpoint})")
         return True
 
-    # -- the loop ---------------------------------------------------------------------------
+    # -- progress grids -----------------------------------------------------------------------
+    @torch.no_grad()
+    def snapshot(self) -> None:
+        G = self.G_ema if self.G_ema is not None else self.G
+        G.eval()
+        with self.autocast():
+            if self.variant.paired:
+                images = G(self.fixed["masks"])
+            else:
+                images = G(self.fixed["z"], self.fixed["labels"] if self.variant.conditional else None)
+        self.G.train()
+        self.progress.append((self.step, to_uint8(images)))
+
+    # -- the loop -----------------------------------------------------------------------------
     def run(self, stop_after: int | None = None) -> None:
         """Train to the budget (or stop after `stop_after` steps in this call, for tests)."""
         self.try_resume()
-        total = self.settings["iterations"]
-        end = total if stop_after is None else min(total, self.step + stop_after)
+        end = self.total if stop_after is None else min(self.total, self.step + stop_after)
         self.G.train()
         self.D.train()
-        with tqdm(total=total, initial=self.step, desc=f"train {self.name}", unit="it") as bar:
+        cfg = self.train_cfg
+        with tqdm(total=self.total, initial=self.step, desc=f"train {self.name}", unit="it",
+                  disable=not self.is_writer) as bar:
             while self.step < end:
                 metrics = self.train_step()
                 self.step += 1
+                reason = self.check_divergence(metrics)
+                if reason:
+                    self.handle_divergence(reason)
+                    bar.n = self.step
+                    continue
                 bar.update(1)
-                if self.step % self.settings["log_every"] == 0 or self.step == total:
+                if self.step % cfg["log_every"] == 0 or self.step == self.total:
                     self.log.append({"step": self.step, **metrics})
                     bar.set_postfix(loss_d=f"{metrics['loss_d']:.3f}", loss_g=f"{metrics['loss_g']:.3f}")
-                if self.step % self.settings["checkpoint_every"] == 0 or self.step == end:
+                if self.step % cfg["progress_every"] == 0 or self.step == self.total:
+                    self.snapshot()
+                if self.step % cfg["checkpoint_every"] == 0 or self.step == end:
                     self.save_checkpoint()
-        if self.step >= total:
+        if self.step >= self.total and self.is_writer:
             self.write_outputs()
 
     def write_outputs(self) -> None:
+        G = self.G_ema if self.G_ema is not None else self.G
         model = {"variant": self.exp["variant"], "experiment": self.name, "hp": self.hp,
-                 "image_size": self.image_size, "G": self.G.state_dict(), "step": self.step}
+                 "image_size": self.settings["image_size"], "classes": self.settings["classes"],
+                 "mask_max": self.data.mask_max, "step": self.step,
+                 "G": {k: v.cpu() for k, v in G.state_dict().items()}}
         with atomic_file(paths.path(paths.MODEL, experiment=self.name)) as tmp:
             torch.save(model, tmp)
         with atomic_file(paths.path(paths.TRAIN_LOG, experiment=self.name)) as tmp:
@@ -180,14 +403,29 @@ class Trainer:
                 writer = csv.DictWriter(f, fieldnames=LOG_FIELDS)
                 writer.writeheader()
                 writer.writerows({k: row[k] for k in LOG_FIELDS} for row in self.log)
+        write_progress(self.progress, paths.path(paths.PROGRESS, experiment=self.name))
 
 
-def load_generator(model_path: str | Path) -> tuple[nn.Module, dict]:
-    model = torch.load(model_path, weights_only=False)
-    G, _ = models.build(model["variant"], model["image_size"], model["hp"])
+def write_progress(progress: list[tuple[int, torch.Tensor]], out: Path, max_rows: int = 10) -> None:
+    """One PNG: a row of fixed-input samples per snapshot, oldest at the top."""
+    from .sample import save_grid
+
+    keep = np.unique(np.linspace(0, len(progress) - 1, min(max_rows, len(progress))).round().astype(int))
+    rows = torch.cat([progress[i][1] for i in keep])
+    save_grid(rows, out, PROGRESS_COLUMNS)
+
+
+def load_generator(model_path: str | Path, device: str = "cpu") -> tuple[nn.Module, dict]:
+    model = torch.load(model_path, map_location=device, weights_only=False)
+    G, _ = variants.build(model["variant"], model["image_size"], model["hp"], len(model["classes"]))
     G.load_state_dict(model["G"])
-    return G.eval(), model
+    return G.to(device).eval(), model
 
 
 def train(params: dict, name: str) -> None:
-    Trainer(params, name).run()
+    trainer = Trainer(params, name)
+    try:
+        trainer.run()
+    finally:
+        if trainer.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()

@@ -70,5 +70,7 @@ def final_outputs():
         paths.SUMMARY_CSV,
         paths.SUMMARY_MD,
         *expand(paths.GRID, experiment=experiments),
+        *expand(paths.INTERPOLATION, experiment=experiments),
+        *expand(paths.PROGRESS, experiment=experiments),
         *expand(paths.TRAIN_LOG, experiment=experiments),
     ]

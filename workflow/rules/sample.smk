@@ -4,6 +4,7 @@ rule sample:
     output:
         samples=directory(paths.SAMPLES),
         grid=paths.GRID,
+        interpolation=paths.INTERPOLATION,
     params:
         settings=lambda w: stage_params("sample"),
     log:

@@ -4,6 +4,7 @@ rule train:
     output:
         model=paths.MODEL,
         losses=paths.TRAIN_LOG,
+        progress=paths.PROGRESS,
     params:
         settings=lambda w: stage_params("train", w.experiment),
     log:

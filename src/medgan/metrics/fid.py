@@ -14,11 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import MedganError
+
 WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
 WEIGHTS_URL = f"https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/{WEIGHTS_FILE}"
 
 
-class WeightsMissing(FileNotFoundError):
+class WeightsMissing(MedganError, FileNotFoundError):
     pass
 
 
