@@ -21,7 +21,7 @@ def snakemake_jobs(root) -> dict[str, frozenset]:
             outputs = frozenset()
         elif line.startswith("output: "):
             outputs = frozenset(line[len("output: "):].split(", "))
-        elif line.startswith("Shell command: "):
+        elif line.startswith("Shell command: ") and line != "Shell command: None":
             jobs[REDIRECT.sub("", line[len("Shell command: "):])] = outputs
     return jobs
 
