@@ -17,16 +17,17 @@ def real_image_paths(params: dict, exp: dict) -> list[str]:
     slices = paths.path(paths.SLICES, dataset=exp["dataset"])
     manifest = load_manifest(slices)
     split = params["evaluate"]["real_split"]
-    rows = manifest[(manifest["split"] == split) & (manifest["class"] == exp["class"])]
+    classes = config.classes_of(params, exp)
+    rows = manifest[(manifest["split"] == split) & manifest["class"].isin(classes)]
     if rows.empty:
-        raise config.ConfigError(f"{slices}: no real '{exp['class']}' images in split '{split}'")
+        raise config.ConfigError(f"{slices}: no real {classes} images in split '{split}'")
     return [str(slices / p) for p in rows["path"]]
 
 
-def sample_paths(name: str, cls: str) -> list[str]:
+def sample_paths(name: str) -> list[str]:
     folder = paths.path(paths.SAMPLES, experiment=name)
     index = pd.read_csv(folder / "samples.csv")
-    rows = index[(index["class"] == cls) & (index["kind"] == "fake")]
+    rows = index[index["kind"] == "fake"]
     return [str(folder / p) for p in rows["path"]]
 
 
@@ -37,7 +38,7 @@ def selected_metrics(settings: dict) -> list[str]:
 def evaluate(params: dict, name: str) -> dict:
     exp = config.experiment(params, name)
     settings = params["evaluate"]
-    real, fake = real_image_paths(params, exp), sample_paths(name, exp["class"])
+    real, fake = real_image_paths(params, exp), sample_paths(name)
     results = {"experiment": name, **exp, "seed": params["seed"], "real_split": settings["real_split"]}
     for metric in selected_metrics(settings):
         results[metric] = REGISTRY[metric](real, fake, settings)
