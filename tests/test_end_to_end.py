@@ -59,3 +59,31 @@ def test_dvc_repro_runs_and_metrics_show_lists_metrics(project):
     assert "frd.value" in run(["dvc", "metrics", "show"], project).stdout
     status = run(["dvc", "status"], project).stdout
     assert "up to date" in status.lower()
+
+
+def test_sigkilled_training_resumes_from_its_checkpoint_when_the_rule_reruns(project):
+    import os
+    import signal
+    import time
+
+    params = (project / "params.yaml").read_text()
+    params = params.replace("iterations: 6", "iterations: 400").replace("checkpoint_every: 3", "checkpoint_every: 5")
+    (project / "params.yaml").write_text(params)
+    target = "results/models/tiny_dcgan_tumour.pt"
+    checkpoint = project / "results/checkpoints/tiny_dcgan_tumour/last.pt"
+    run(["snakemake", "--cores", "1", "data/slices/tiny"], project)
+    job = subprocess.Popen(["snakemake", "--cores", "1", target], cwd=project, env=run_env(),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 240
+    while not checkpoint.exists() and time.time() < deadline and job.poll() is None:
+        time.sleep(0.5)
+    assert checkpoint.exists(), "no checkpoint appeared"
+    os.killpg(job.pid, signal.SIGKILL)  # snakemake and the training process, no clean-up
+    job.wait()
+    assert not (project / target).exists()
+
+    run(["snakemake", "--unlock"], project)
+    run(["snakemake", "--cores", "1", target], project)
+    log = (project / "logs/train/tiny_dcgan_tumour.log").read_text()
+    assert "resuming tiny_dcgan_tumour from step" in log
+    assert (project / target).exists()
