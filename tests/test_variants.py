@@ -19,7 +19,8 @@ VARIANT_EXPERIMENTS = {
     "v_cgan": {"dataset": "tiny", "variant": "cgan"},
     "v_wgan": {"dataset": "tiny", "variant": "wgan_gp", "class": "tumour"},
     "v_dcgan_options": {"dataset": "tiny", "variant": "dcgan", "class": "tumour",
-                        "hp": {"ema": 0.9, "spectral_norm": True, "r1_gamma": 1.0, "loss": "hinge"}},
+                        "hp": {"ema": 0.9, "spectral_norm": True, "r1_gamma": 1.0, "loss": "hinge",
+                               "minibatch_std": True}},
     "v_lsgan": {"dataset": "tiny", "variant": "dcgan", "class": "tumour", "hp": {"loss": "lsgan"}},
 }
 SMALL = {"vanilla": {"z_dim": 8, "hidden_g": [16, 16], "hidden_d": [16]},

@@ -110,12 +110,31 @@ class DCGANGenerator(nn.Module):
         return self.net(z.view(len(z), -1, 1, 1))
 
 
+class MinibatchStd(nn.Module):
+    """Appends the batch's mean feature standard deviation as one more channel (Karras et al.
+    2018), so D can see a collapsed batch and G is pushed towards diversity."""
+
+    def __init__(self, group: int = 4):
+        super().__init__()
+        self.group = group
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        n, c, height, width = h.shape
+        g = min(self.group, n)
+        while n % g:
+            g -= 1
+        std = h.view(g, -1, c, height, width).float().var(0, unbiased=False).add(1e-8).sqrt()
+        std = std.mean(dim=(1, 2, 3)).to(h.dtype).view(-1, 1, 1, 1).repeat(g, 1, height, width)
+        return torch.cat([h, std], 1)
+
+
 class DCGANDiscriminator(nn.Module):
     """Strided-conv discriminator. With n_classes it is a projection discriminator
-    (Miyato & Koyama 2018): logit = linear(h) + <embed(y), h>."""
+    (Miyato & Koyama 2018): logit = linear(h) + <embed(y), h>. `minibatch_std` adds the
+    minibatch standard-deviation channel before the head."""
 
     def __init__(self, image_size, ndf: int = 64, norm: str = "batch", spectral_norm: bool = False,
-                 n_classes: int = 0, channels: int = 1):
+                 n_classes: int = 0, channels: int = 1, minibatch_std: bool = False):
         super().__init__()
         height, width = image_size
         steps = upsampling_steps(height, width)
@@ -127,9 +146,12 @@ class DCGANDiscriminator(nn.Module):
             layers += [sn(nn.Conv2d(ndf * mult, ndf * mult * 2, 4, 2, 1, bias=norm == "none")),
                        norm_layer(norm, ndf * mult * 2), nn.LeakyReLU(0.2, True)]
             mult *= 2
+        if minibatch_std:
+            layers.append(MinibatchStd())
         self.features = nn.Sequential(*layers)
-        self.head = sn(nn.Conv2d(ndf * mult, 1, base, 1, 0))
-        self.pool = nn.Conv2d(ndf * mult, ndf * mult, base, 1, 0, bias=False) if n_classes else None
+        head_in = ndf * mult + (1 if minibatch_std else 0)
+        self.head = sn(nn.Conv2d(head_in, 1, base, 1, 0))
+        self.pool = nn.Conv2d(head_in, ndf * mult, base, 1, 0, bias=False) if n_classes else None
         self.embed = sn(nn.Embedding(n_classes, ndf * mult)) if n_classes else None
         self.apply(init_dcgan_weights)
 

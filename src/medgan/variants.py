@@ -25,17 +25,20 @@ def _vanilla(size, hp, n_classes):
 
 def _dcgan(size, hp, n_classes):
     return (networks.DCGANGenerator(size, hp["z_dim"], hp["ngf"]),
-            networks.DCGANDiscriminator(size, hp["ndf"], "batch", hp["spectral_norm"]))
+            networks.DCGANDiscriminator(size, hp["ndf"], "batch", hp["spectral_norm"],
+                                        minibatch_std=hp["minibatch_std"]))
 
 
 def _cgan(size, hp, n_classes):
     return (networks.DCGANGenerator(size, hp["z_dim"], hp["ngf"], n_classes, hp["embed_dim"]),
-            networks.DCGANDiscriminator(size, hp["ndf"], "batch", hp["spectral_norm"], n_classes))
+            networks.DCGANDiscriminator(size, hp["ndf"], "batch", hp["spectral_norm"], n_classes,
+                                        minibatch_std=hp["minibatch_std"]))
 
 
 def _wgan_gp(size, hp, n_classes):
     return (networks.DCGANGenerator(size, hp["z_dim"], hp["ngf"]),
-            networks.DCGANDiscriminator(size, hp["ndf"], hp["critic_norm"], hp["spectral_norm"]))
+            networks.DCGANDiscriminator(size, hp["ndf"], hp["critic_norm"], hp["spectral_norm"],
+                                        minibatch_std=hp["minibatch_std"]))
 
 
 def _pix2pix(size, hp, n_classes):
