@@ -61,5 +61,5 @@ def convert_unit(unit: Unit, dataset: dict):
             continue
         row = {"case": item["case"], "source": item["image"], "slice_index": item["index"], "class": cls,
                "lesion_pixels": lesion}
-        out_mask = fit_to_size(mask, size, fit, nearest=True) if dataset.get("write_masks", True) else None
+        out_mask = fit_to_size(mask, size, fit, nearest=True) if dataset.get("write_masks") is not False else None
         yield Record(row, fit_to_size(pixels, size, fit), out_mask)
