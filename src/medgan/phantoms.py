@@ -167,7 +167,8 @@ def lung_slice(height: int, width: int, rng: np.random.Generator, lesions: int) 
     for side in (-1, 1):
         lungs |= _ellipse(x, y, side * 0.38, 0.0, 0.3 + rng.uniform(-0.03, 0.03), 0.5)
     hu[lungs] = LUNG
-    vessels = ndimage.gaussian_filter(rng.standard_normal((height, width)), 1.2) > 0.22
+    smooth = ndimage.gaussian_filter(rng.standard_normal((height, width)), 1.0)
+    vessels = smooth > 2.3 * smooth.std()  # sparse bright dots: vessels cut across
     hu[lungs & vessels] = -300
     hu[_ellipse(x, y, 0.08, 0.12, 0.2, 0.22)] = SOFT_TISSUE + 5  # heart
     hu[_ellipse(x, y, 0, 0.55, 0.08, 0.08)] = CORTICAL_BONE  # vertebra
