@@ -249,7 +249,7 @@ def write_covid_lesion_pairs(out: str | Path, spec: PhantomSpec, seed: int) -> l
             rng = np.random.default_rng([seed, patient, 1])
             height, width = _varied_size(spec.image_size, rng)
             for k in range(2):
-                lesions = int(rng.integers(0, 4))
+                lesions = 0 if (patient + k) % 3 == 0 else int(rng.integers(1, 4))  # a third lesion-free
                 hu, mask = lung_slice(height, width, rng, lesions)
                 stem = f"coronacases_{patient:03d}_slice{k:03d}"
                 frame = _save_quirky(_to_uint8(hu, *LUNG_WINDOW), tmp / "frames" / stem, len(written), rng)
