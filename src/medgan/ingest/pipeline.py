@@ -84,7 +84,10 @@ def load_manifest(slices_dir: str | Path) -> pd.DataFrame:
     path = Path(slices_dir) / "manifest.csv"
     if not path.exists():
         raise DataError(f"{path} not found — run `medgan prepare` for this dataset first")
-    return pd.read_csv(path, dtype={"case": str, "path": str, "mask_path": str})
+    manifest = pd.read_csv(path, dtype={"case": str, "path": str, "mask_path": str})
+    if "mask_path" in manifest:
+        manifest["mask_path"] = manifest["mask_path"].fillna("")
+    return manifest
 
 
 def load_images(slices_dir: str | Path, manifest: pd.DataFrame, column: str = "path"):
