@@ -275,8 +275,8 @@ def convert_case(item: dict, dataset: dict):
         margin = dataset["crop_margin_mm"]
         box = organ_box(organ_mask, np.arange(len(keep)), (round(margin / spacing[1]), round(margin / spacing[0])))
     target = dataset.get("spacing_mm")
-    pixels = window_to_uint8(hu[keep][:, box[0], box[1]], low, high)
-    for i, (k, slice_pixels) in enumerate(zip(keep, pixels)):
+    for i, k in enumerate(keep):
+        slice_pixels = window_to_uint8(hu[k][box], low, high)  # slice by slice: stays in cache
         mask = None
         if want_masks:
             mask = organ_mask[i][box].astype(np.uint8)

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -39,23 +40,27 @@ def save_png(pixels, path: Path) -> None:
 
 
 def write_unit(unit: Unit, records, folder: Path, dataset: dict) -> pd.DataFrame:
-    """Write one unit's records to `folder` atomically; return its rows."""
+    """Write one unit's records to `folder` atomically; return its rows. PNGs are encoded
+    by two threads (PIL releases the GIL) while the adapter prepares the next slices."""
     rows = []
-    with atomic_dir(folder) as tmp:
+    with atomic_dir(folder) as tmp, ThreadPoolExecutor(max_workers=2) as pool:
+        saves = []
         for record in records:
             row = dict(record.row)
             rel = Path(row["class"]) / image_name(row["case"], row["slice_index"])
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-            save_png(record.image, tmp / rel)
+            saves.append(pool.submit(save_png, record.image, tmp / rel))
             row["sha1"] = hashlib.sha1(record.image.tobytes()).hexdigest()
             row["file"] = str(rel)
             row["mask_file"] = ""
             if record.mask is not None:
                 (tmp / "masks" / rel).parent.mkdir(parents=True, exist_ok=True)
-                save_png(record.mask, tmp / "masks" / rel)
+                saves.append(pool.submit(save_png, record.mask, tmp / "masks" / rel))
                 row["mask_file"] = str(Path("masks") / rel)
             row["preset_split"] = record.preset_split
             rows.append(row)
+        for save in saves:
+            save.result()  # re-raises a failed write
         table = pd.DataFrame(rows)
         table.to_csv(tmp / "rows.csv", index=False)
         (tmp / "unit.json").write_text(json.dumps({**unit.to_json(), "fingerprint": fingerprint(unit, dataset)}))
