@@ -54,8 +54,8 @@ def prepare_dataset(name: str, dataset: dict, out: str | Path, seed: int,
     """Everything: list, convert every unit not already current in `interim` (a temporary
     folder when None), gather into `out`. Nothing is left in `out` if any step fails."""
     units = list_units(name, dataset)
-    with tempfile.TemporaryDirectory(prefix=f".{name}.units.", dir=Path(out).parent if Path(out).parent.exists()
-                                     else None) as scratch:
+    Path(out).parent.mkdir(parents=True, exist_ok=True)  # scratch beside `out`: hard links work
+    with tempfile.TemporaryDirectory(prefix=f".{name}.units.", dir=Path(out).parent) as scratch:
         root = Path(interim) if interim is not None else Path(scratch)
         folders = []
         for unit in tqdm(units, desc=f"prepare {name}", unit="unit"):
