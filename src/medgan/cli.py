@@ -13,13 +13,14 @@ from .errors import MedganError
 
 VERBS = {
     "phantoms": "generate the phantom raw dataset NAME (the embedded default) into data/raw/NAME",
+    "check-data": "list every problem of the raw dataset DATASET at once (nothing is written)",
     "prepare": "raw dataset -> labeled 2D slices + manifest in data/slices/DATASET, split by case",
     "train": "train the GAN of EXPERIMENT (resumes from its last checkpoint)",
     "sample": "write N generated images and a grid for EXPERIMENT",
     "evaluate": "metrics of EXPERIMENT's samples against held-out real images",
     "summarize": "one table of all experiments' metrics (summary.csv and summary.md)",
 }
-TARGETS = {"phantoms": "NAME", "prepare": "DATASET", "train": "EXPERIMENT",
+TARGETS = {"phantoms": "NAME", "check-data": "DATASET", "prepare": "DATASET", "train": "EXPERIMENT",
            "sample": "EXPERIMENT", "evaluate": "EXPERIMENT"}
 
 
@@ -39,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
         if verb == "train":
             sub.add_argument("--nproc", type=int, metavar="N",
                              help="processes under torchrun/DDP (default: resources.train.gpus; <= 1 runs one)")
+        if verb == "prepare":
+            step = sub.add_mutually_exclusive_group()
+            step.add_argument("--list-units", action="store_true",
+                              help=f"only write the dataset's units (cases or shards of files) to {paths.UNIT_LIST.format(dataset='DATASET')}")
+            step.add_argument("--unit", metavar="UNIT",
+                              help=f"only convert UNIT (from --list-units) into {paths.UNIT.format(dataset='DATASET', unit='UNIT')} (one scatter job)")
     return parser
 
 
@@ -62,8 +69,15 @@ def run(args: argparse.Namespace) -> None:
     elif args.verb == "prepare":
         from . import prepare
 
-        prepare.prepare_dataset(args.target, config.dataset(params, args.target),
-                                paths.path(paths.SLICES, dataset=args.target), params["seed"])
+        run_prepare(args, params)
+    elif args.verb == "check-data":
+        from . import prepare
+
+        problems = prepare.check_dataset(args.target, config.dataset(params, args.target))
+        if problems:
+            raise prepare.DataError(f"dataset '{args.target}': {len(problems)} problem(s):\n"
+                                    + "\n".join(f"  - {p}" for p in problems))
+        print(f"dataset '{args.target}': no problem found")
     elif args.verb == "train":
         from . import train
 
@@ -85,6 +99,24 @@ def run(args: argparse.Namespace) -> None:
         from . import evaluate
 
         evaluate.summarize(params)
+
+
+def run_prepare(args: argparse.Namespace, params: dict) -> None:
+    """All of prepare, or one of its Snakemake steps: list units (checkpoint), one unit (scatter)."""
+    from . import ingest
+
+    name, dataset = args.target, config.dataset(params, args.target)
+    interim = paths.path(paths.INTERIM, dataset=name)
+    if args.list_units:
+        ingest.write_unit_list(name, dataset, paths.path(paths.UNIT_LIST, dataset=name))
+    elif args.unit:
+        units = {u.unit_id: u for u in ingest.read_unit_list(paths.path(paths.UNIT_LIST, dataset=name))}
+        if args.unit not in units:
+            raise ingest.DataError(f"unit '{args.unit}' is not in {paths.UNIT_LIST.format(dataset=name)} — "
+                                   f"run `medgan prepare {name} --list-units` first")
+        ingest.convert_unit(units[args.unit], dataset, paths.path(paths.UNIT, dataset=name, unit=args.unit))
+    else:
+        ingest.prepare_dataset(name, dataset, paths.path(paths.SLICES, dataset=name), params["seed"], interim)
 
 
 def main(argv: list[str] | None = None) -> int:

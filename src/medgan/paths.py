@@ -5,6 +5,9 @@ from pathlib import Path
 RAW = "data/raw/{name}"
 SLICES = "data/slices/{dataset}"
 MANIFEST = "data/slices/{dataset}/manifest.csv"
+INTERIM = "data/interim/{dataset}"  # prepare's scatter outputs (one folder per raw case/shard)
+UNIT_LIST = "data/interim/{dataset}/units.json"
+UNIT = "data/interim/{dataset}/units/{unit}"
 MODEL = "results/models/{experiment}.pt"
 CHECKPOINTS = "results/checkpoints/{experiment}"  # resume state: not a declared output
 TRAIN_LOG = "results/plots/train/{experiment}.csv"

@@ -34,6 +34,7 @@ wildcard_constraints:
     name="|".join(PARAMS.get("phantoms", {})) or "^$",
     dataset="|".join(PARAMS["datasets"]),
     experiment="|".join(PARAMS["experiments"]),
+    unit="[^/]+",
 
 
 def stage_params(stage, target=None):
@@ -60,6 +61,13 @@ def raw_folder(wildcards):
     return PARAMS["datasets"][wildcards.dataset]["raw"]
 
 
+def converted_units(wildcards):
+    """The interim folders of every unit the checkpoint `prepare_units` listed."""
+    listing = checkpoints.prepare_units.get(dataset=wildcards.dataset).output[0]
+    units = json.loads(Path(listing).read_text())["units"]
+    return [paths.UNIT.format(dataset=wildcards.dataset, unit=u["unit_id"]) for u in units]
+
+
 def slices_of_experiment(wildcards):
     return paths.SLICES.format(dataset=PARAMS["experiments"][wildcards.experiment]["dataset"])
 
@@ -73,4 +81,5 @@ def final_outputs():
         *expand(paths.INTERPOLATION, experiment=experiments),
         *expand(paths.PROGRESS, experiment=experiments),
         *expand(paths.TRAIN_LOG, experiment=experiments),
+        *expand(paths.SLICES, dataset=list(PARAMS["datasets"])),
     ]

@@ -1,0 +1,99 @@
+"""prepare = list units -> convert each (scatter) -> gather. One function per step, so that
+Snakemake can run each step as its own job and `medgan prepare DATASET` can run them all."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from ..atomic import write_text
+from . import class_folders, paired_folders, volumes
+from .errors import DataError, raise_problems
+from .units import Unit
+from .writer import gather, unit_is_current, write_unit
+
+ADAPTERS = {"volumes": volumes, "class_folders": class_folders, "paired_folders": paired_folders}
+
+
+def adapter(dataset: dict):
+    return ADAPTERS[dataset["kind"]]
+
+
+def list_units(name: str, dataset: dict) -> list[Unit]:
+    units, problems = adapter(dataset).list_units(dataset)
+    raise_problems(problems, f"dataset '{name}' ({dataset['raw']})")
+    return units
+
+
+def write_unit_list(name: str, dataset: dict, path: str | Path) -> list[Unit]:
+    """The checkpoint step: which units (cases / shards) the dataset has, as JSON."""
+    units = list_units(name, dataset)
+    write_text(path, json.dumps({"dataset": name, "units": [u.to_json() for u in units]}, indent=1) + "\n")
+    return units
+
+
+def read_unit_list(path: str | Path) -> list[Unit]:
+    return [Unit.from_json(u) for u in json.loads(Path(path).read_text())["units"]]
+
+
+def convert_unit(unit: Unit, dataset: dict, folder: Path) -> None:
+    """The scatter step: one unit -> its interim folder (atomic)."""
+    write_unit(unit, adapter(dataset).convert_unit(unit, dataset), folder, dataset)
+
+
+def unit_folder(interim: Path, unit: Unit) -> Path:
+    return Path(interim) / "units" / unit.unit_id
+
+
+def prepare_dataset(name: str, dataset: dict, out: str | Path, seed: int,
+                    interim: str | Path | None = None) -> pd.DataFrame:
+    """Everything: list, convert every unit not already current in `interim` (a temporary
+    folder when None), gather into `out`. Nothing is left in `out` if any step fails."""
+    units = list_units(name, dataset)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)  # scratch beside `out`: hard links work
+    with tempfile.TemporaryDirectory(prefix=f".{name}.units.", dir=Path(out).parent) as scratch:
+        root = Path(interim) if interim is not None else Path(scratch)
+        folders = []
+        for unit in tqdm(units, desc=f"prepare {name}", unit="unit"):
+            folder = unit_folder(root, unit)
+            if not unit_is_current(unit, folder, dataset):
+                convert_unit(unit, dataset, folder)
+            folders.append(folder)
+        return gather(name, dataset, folders, Path(out), seed, {"units": len(units)})
+
+
+def check_dataset(name: str, dataset: dict) -> list[str]:
+    """Every problem of a raw dataset at once, without writing anything (nnU-Net style)."""
+    units, problems = adapter(dataset).list_units(dataset)
+    convert = adapter(dataset).convert_unit
+    for unit in tqdm(units, desc=f"check {name}", unit="unit"):
+        for item in unit.items:
+            try:
+                for _ in convert(Unit(unit.unit_id, (item,)), dataset):
+                    pass
+            except DataError as err:
+                problems.append(str(err))
+    return problems
+
+
+def load_manifest(slices_dir: str | Path) -> pd.DataFrame:
+    path = Path(slices_dir) / "manifest.csv"
+    if not path.exists():
+        raise DataError(f"{path} not found — run `medgan prepare` for this dataset first")
+    manifest = pd.read_csv(path, dtype={"case": str, "path": str, "mask_path": str})
+    if "mask_path" in manifest:
+        manifest["mask_path"] = manifest["mask_path"].fillna("")
+    return manifest
+
+
+def load_images(slices_dir: str | Path, manifest: pd.DataFrame, column: str = "path"):
+    """Decode the manifest's PNGs once into one uint8 array (N, H, W)."""
+    import numpy as np
+    from PIL import Image
+
+    slices_dir = Path(slices_dir)
+    return np.stack([np.asarray(Image.open(slices_dir / p).convert("L")) for p in manifest[column]])
