@@ -101,7 +101,7 @@ class TrainingData:
 
     @staticmethod
     def _masks(slices: Path, rows, size, device):
-        if "mask_path" not in rows or rows["mask_path"].isna().any():
+        if "mask_path" not in rows or (rows["mask_path"].fillna("") == "").any():
             raise config.ConfigError(f"{slices}/manifest.csv: pix2pix needs a label mask per image "
                                      f"(column mask_path) — prepare the dataset with masks")
         masks = torch.from_numpy(load_images(slices, rows.assign(path=rows["mask_path"]))).unsqueeze(1)
