@@ -36,14 +36,14 @@ def prdc_values(real: np.ndarray, fake: np.ndarray, k: int) -> dict:
 def compute(inp) -> dict:
     k = inp.settings["prdc_k"]
     real, fake, kind = feature_pair(inp)
-    if min(len(real), len(fake)) <= k:
-        raise MetricSkipped(f"PRDC with k={k} needs more than {k} real and generated images")
+    if min(len(real), len(fake)) < k + 2:
+        raise MetricSkipped(f"PRDC with k={k} needs at least {k + 2} real and {k + 2} generated images")
     values = prdc_values(real, fake, k)
 
     def replicate(i, j):
         # Replicates drop repeated rows: a duplicate would be its own nearest neighbour.
         i, j = np.unique(i), np.unique(j)
-        if min(len(i), len(j)) <= k:
+        if min(len(i), len(j)) < k + 2:
             return [np.nan] * len(NAMES)
         again = prdc_values(real[i], fake[j], k)
         return [again[part] for part in PARTS]
