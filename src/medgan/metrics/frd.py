@@ -20,14 +20,17 @@ from .common import MetricSkipped, bootstrap_ci, number
 NAMES = ["frd"]
 
 
-def normalised(real: np.ndarray, fake: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def normalised(real: np.ndarray, fake: np.ndarray,
+               reference: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """frd-score v1: drop images with NaN features, z-score both sets with the real set's
-    mean/std (norm_ref d1, range [0, 1]), drop feature columns that became NaN/Inf."""
+    mean/std (norm_ref d1, range [0, 1]), drop feature columns that became NaN/Inf.
+    `reference` replaces the real set as the source of mean/std (see `reference_set`)."""
     from frd_score.frd import z_score_normalize
 
     real = real[~np.isnan(real).any(1)].astype(np.float32)
     fake = fake[~np.isnan(fake).any(1)].astype(np.float32)
-    sets = [z_score_normalize(x, 0.0, 1.0, base_distribution=real, replace_nan=False,
+    base = real if reference is None else reference[~np.isnan(reference).any(1)].astype(np.float32)
+    sets = [z_score_normalize(x, 0.0, 1.0, base_distribution=base, replace_nan=False,
                               handle_std_zero=False) for x in (real, fake)]
     bad = np.zeros(real.shape[1], bool)
     for x in sets:
@@ -42,8 +45,17 @@ def frechet_squared(real: np.ndarray, fake: np.ndarray) -> float:
                                             fake.mean(0), np.cov(fake, rowvar=False)))
 
 
+def reference_features(inp) -> np.ndarray | None:
+    """The baseline's halves are z-scored with the whole held-out real set — the reference the
+    experiments' rows use — so that baseline and experiment values are on one scale (half of
+    a small test set alone, often a single patient, would inflate the baseline)."""
+    parent = inp.real.parent
+    return None if parent is None else inp.features.get("radiomics", parent)
+
+
 def compute(inp) -> dict:
-    real, fake = normalised(inp.features.get("radiomics", inp.real), inp.features.get("radiomics", inp.fake))
+    real, fake = normalised(inp.features.get("radiomics", inp.real), inp.features.get("radiomics", inp.fake),
+                            reference_features(inp))
     if min(len(real), len(fake)) < 2:
         raise MetricSkipped("FRD needs at least 2 real and 2 generated images with radiomics features")
     value = max(frechet_squared(real, fake), 0.0)

@@ -20,9 +20,10 @@ def feature_pair(inp) -> tuple[np.ndarray, np.ndarray, str]:
     (z-scored with the real set's statistics so that no feature dominates the distances)."""
     if inp.features.inception_available() is None:
         return inp.features.get("inception", inp.real), inp.features.get("inception", inp.fake), "inception-2048"
-    from .frd import normalised
+    from .frd import normalised, reference_features
 
-    real, fake = normalised(inp.features.get("radiomics", inp.real), inp.features.get("radiomics", inp.fake))
+    real, fake = normalised(inp.features.get("radiomics", inp.real), inp.features.get("radiomics", inp.fake),
+                            reference_features(inp))
     return real, fake, f"radiomics-{real.shape[1]} (no Inception weights)"
 
 
