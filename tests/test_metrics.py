@@ -1,13 +1,22 @@
+"""Metric registry tests. Tests using `random_inception_weights` are PLUMBING tests: they run
+pytorch-fid's real code path offline with random weights; their FID/KID values mean nothing."""
+
 import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
 
 from medgan import evaluate, paths, sample, train
-from medgan.metrics import fid, frd
+from medgan.metrics import common, diversity, fid, frd, kid, memorisation, paired, prdc, utility
+
+SETTINGS = {"inception": "auto", "inception_weights": None, "bootstrap": 30, "kid_subset_size": 1000,
+            "kid_subsets": 20, "prdc_k": 5, "diversity_max_images": 64, "utility_epochs": 10,
+            "radiomics_workers": 1, "real_split": "test",
+            "metrics": list(evaluate.REGISTRY)}
 
 
 def _write_images(folder, arrays):
@@ -19,15 +28,41 @@ def _write_images(folder, arrays):
     return out
 
 
-def _blobs(n, seed, shift=0):
+def _blobs(n, seed, shift=0, size=32, lesion=False):
+    """Bright disks on a dark background (an 'organ'); with lesion=True a dark spot inside."""
     rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:32, :32]
+    yy, xx = np.mgrid[:size, :size]
     images = []
     for _ in range(n):
-        cy, cx, r = rng.uniform(10, 22), rng.uniform(10, 22), rng.uniform(4, 9)
-        img = np.where((yy - cy) ** 2 + (xx - cx) ** 2 < r * r, 180, 40) + rng.normal(0, 8, (32, 32)) + shift
+        cy, cx, r = rng.uniform(0.3, 0.7, 2).tolist() + [rng.uniform(0.12, 0.28)]
+        cy, cx, r = cy * size, cx * size, r * size
+        img = np.where((yy - cy) ** 2 + (xx - cx) ** 2 < r * r, 180, 40) + rng.normal(0, 8, (size, size)) + shift
+        if lesion:
+            img = np.where((yy - cy) ** 2 + (xx - cx) ** 2 < (r / 2.5) ** 2, 60, img)
         images.append(np.clip(img, 0, 255).astype(np.uint8))
     return images
+
+
+class StubFeatures:
+    """Known feature vectors per image set (for tests of the metric arithmetic)."""
+
+    def __init__(self, table, inception=True):
+        self.table, self.inception = table, inception
+
+    def inception_available(self):
+        return None if self.inception else "no weights in this test"
+
+    def get(self, extractor, image_set):
+        return self.table[id(image_set)]
+
+
+def make_inputs(real, fake, train=(), settings=None, features=None, **kw):
+    inp = common.Inputs(real=common.ImageSet(list(real)), fake=common.ImageSet(list(fake)),
+                        train=common.ImageSet(list(train)), settings={**SETTINGS, **(settings or {})},
+                        seed=0, image_size=kw.pop("image_size", (32, 32)), **kw)
+    inp.features = features(inp) if callable(features) else __import__(
+        "medgan.metrics.features", fromlist=["FeatureStore"]).FeatureStore(inp)
+    return inp
 
 
 @pytest.fixture
@@ -50,8 +85,11 @@ def random_inception_weights(tmp_path, monkeypatch):
     (home / "hub" / "checkpoints").mkdir(parents=True)
     torch.save(model.state_dict(), home / "hub" / "checkpoints" / fid.WEIGHTS_FILE)
     monkeypatch.setenv("TORCH_HOME", str(home))
+    monkeypatch.chdir(tmp_path)  # the feature cache goes under results/cache/ here
     return home / "hub" / "checkpoints" / fid.WEIGHTS_FILE
 
+
+# -- Fréchet distance ---------------------------------------------------------------------------
 
 def test_frechet_distance_matches_closed_form_for_gaussians():
     rng = np.random.default_rng(0)
@@ -62,16 +100,53 @@ def test_frechet_distance_matches_closed_form_for_gaussians():
     assert fid.frechet(a, a) == pytest.approx(0.0, abs=1e-6)
 
 
-def test_fid_plumbing_with_random_weights(tmp_path, random_inception_weights):
-    real = _write_images(tmp_path / "real", _blobs(6, 0))
-    same = _write_images(tmp_path / "same", _blobs(6, 0))
-    shifted = _write_images(tmp_path / "shifted", _blobs(6, 0, shift=60))
-    settings = {"inception": "required", "inception_weights": None}
-    identical = fid.compute(real, same, settings)
-    moved = fid.compute(real, shifted, settings)
-    assert identical["value"] == pytest.approx(0.0, abs=1e-3)
-    assert moved["value"] > identical["value"] + 1e-3
-    assert identical["n_real"] == identical["n_fake"] == 6
+def test_fast_frechet_equals_pytorch_fid_when_features_outnumber_images():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(0, 1, (30, 100)), rng.normal(0.3, 1.5, (25, 100))
+    assert fid.frechet_fast(a, b) == pytest.approx(fid.frechet(a, b), rel=1e-6)
+
+
+def test_bootstrap_ci_of_a_mean_has_the_textbook_width():
+    x = np.random.default_rng(2).normal(5, 2, 400)
+    inp = make_inputs([], [], settings={"bootstrap": 400}, features=lambda i: None)
+    low, high = common.bootstrap_ci(lambda i: x[i].mean(), (len(x),), inp)
+    assert low < x.mean() < high
+    assert high - low == pytest.approx(2 * 1.96 * x.std() / np.sqrt(len(x)), rel=0.2)
+
+
+# -- FID / KID: plumbing with random weights ----------------------------------------------------
+
+def test_fid_and_kid_plumbing_with_random_weights(tmp_path, random_inception_weights):
+    """PLUMBING: real pytorch-fid path, random weights. Self-distance ~0, grows with a shift."""
+    real = _write_images(tmp_path / "real", _blobs(8, 0))
+    same = _write_images(tmp_path / "same", _blobs(8, 0))
+    shifted = _write_images(tmp_path / "shifted", _blobs(8, 0, shift=60))
+    settings = {"inception": "required", "kid_subsets": 10}
+    identical = make_inputs(real, same, settings=settings)
+    moved = make_inputs(real, shifted, settings=settings)
+    moved.features = identical.features  # one model load
+    moved.real = identical.real
+    fid_same, fid_moved = fid.compute(identical)["fid"], fid.compute(moved)["fid"]
+    assert fid_same["value"] == pytest.approx(0.0, abs=1e-3)
+    assert fid_moved["value"] > fid_same["value"] + 1e-3
+    assert fid_moved["ci_low"] <= fid_moved["ci_high"] and fid_same["n_real"] == fid_same["n_fake"] == 8
+    kid_same, kid_moved = kid.compute(identical)["kid"], kid.compute(moved)["kid"]
+    assert kid_moved["value"] > kid_same["value"] and kid_moved["subset_size"] == 8 and "std" in kid_moved
+
+
+def test_real_features_are_cached_on_disk_and_reused(tmp_path, random_inception_weights):
+    real = _write_images(tmp_path / "real", _blobs(4, 0))
+    fake = _write_images(tmp_path / "fake", _blobs(4, 1))
+    key = {"dataset": "d", "split": "test", "class": "c"}
+    first = make_inputs(real, fake, settings={"inception": "required"})
+    first.real.cache_key = key
+    features = first.features.get("inception", first.real)
+    cached = list((tmp_path / "results" / "cache" / "features" / "inception").glob("*.npy"))
+    assert len(cached) == 1 and json.loads(cached[0].with_suffix(".json").read_text())["set"] == key
+    np.save(cached[0], features + 1.0)  # a reuse must read the file, not recompute
+    second = make_inputs(real, fake, settings={"inception": "required"})
+    second.real.cache_key = key
+    assert np.allclose(second.features.get("inception", second.real), features + 1.0)
 
 
 def test_fid_weights_at_a_configured_path(tmp_path, random_inception_weights, monkeypatch):
@@ -80,42 +155,190 @@ def test_fid_weights_at_a_configured_path(tmp_path, random_inception_weights, mo
     random_inception_weights.rename(elsewhere)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_home"))
     real = _write_images(tmp_path / "real", _blobs(3, 0))
-    result = fid.compute(real, real, {"inception": "required", "inception_weights": str(elsewhere)})
-    assert result["value"] == pytest.approx(0.0, abs=1e-3)
+    inp = make_inputs(real, real, settings={"inception": "required", "inception_weights": str(elsewhere)})
+    assert fid.compute(inp)["fid"]["value"] == pytest.approx(0.0, abs=1e-3)
 
 
 def test_missing_weights_required_fails_naming_path(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "nothing"))
+    inp = make_inputs(["a.png"], ["b.png"], settings={"inception": "required", "metrics": ["fid"]})
     with pytest.raises(fid.WeightsMissing, match=str(tmp_path / "nothing") + ".*" + fid.WEIGHTS_FILE):
-        fid.compute(["a.png"], ["b.png"], {"inception": "required", "inception_weights": None})
+        evaluate.run_metrics(inp)
 
 
 def test_missing_weights_auto_records_skipped_with_reason(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "nothing"))
-    result = fid.compute(["a.png"], ["b.png", "c.png"], {"inception": "auto", "inception_weights": None})
-    assert "value" not in result and fid.WEIGHTS_FILE in result["skipped"]
-    assert result["n_real"] == 1 and result["n_fake"] == 2
+    inp = make_inputs(["a.png"], ["b.png", "c.png"], settings={"inception": "auto", "metrics": ["fid", "kid"]})
+    result = evaluate.run_metrics(inp)
+    for name in ("fid", "kid"):
+        assert "value" not in result[name] and fid.WEIGHTS_FILE in result[name]["skipped"]
+        assert result[name]["n_real"] == 1 and result[name]["n_fake"] == 2
 
 
-def test_frd_runs_offline_and_orders_sets(tmp_path):
-    real = _write_images(tmp_path / "real", _blobs(12, 0))
-    near = _write_images(tmp_path / "near", _blobs(12, 1))
-    far = _write_images(tmp_path / "far", _blobs(12, 1, shift=90))
-    near_value = frd.compute(real, near, {})["value"]
-    far_value = frd.compute(real, far, {})["value"]
-    assert math.isfinite(near_value) and far_value > near_value
+# -- FRD ------------------------------------------------------------------------------------------
+
+def test_frd_equals_frd_score_and_is_readable_for_identical_sets(tmp_path, monkeypatch):
+    from frd_score import compute_frd
+
+    monkeypatch.chdir(tmp_path)
+    real = _write_images(tmp_path / "real", _blobs(10, 0, size=64))
+    near = _write_images(tmp_path / "near", _blobs(10, 1, size=64))
+    far = _write_images(tmp_path / "far", _blobs(10, 1, shift=90, size=64))
+    near_entry = frd.compute(make_inputs(real, near, image_size=(64, 64)))["frd"]
+    library = compute_frd([real, near], frd_version="v1", num_workers=1)
+    assert near_entry["log_value"] == pytest.approx(float(library), abs=1e-3)
+    assert near_entry["value"] == pytest.approx(math.exp(library), rel=1e-3)
+    assert frd.compute(make_inputs(real, far, image_size=(64, 64)))["frd"]["value"] > near_entry["value"]
+    same = frd.compute(make_inputs(real, real, image_size=(64, 64)))["frd"]
+    assert same["value"] == pytest.approx(0.0, abs=1e-6) and "log_value" not in same  # not -inf
 
 
-def test_evaluate_and_summary_table(prepared):
+# -- PRDC -----------------------------------------------------------------------------------------
+
+def test_prdc_on_known_point_clouds():
+    rng = np.random.default_rng(0)
+    real, same, far = rng.normal(0, 1, (200, 2)), rng.normal(0, 1, (200, 2)), rng.normal(50, 1, (200, 2))
+
+    def run(fake):
+        inp = make_inputs(["r"] * 200, ["f"] * 200, settings={"bootstrap": 10},
+                          features=lambda i: StubFeatures({id(i.real): real, id(i.fake): fake}))
+        return {k: v["value"] for k, v in prdc.compute(inp).items()}, prdc.compute(inp)
+
+    good, entries = run(same)
+    assert good["prdc_precision"] > 0.8 and good["prdc_recall"] > 0.8 and good["prdc_coverage"] > 0.8
+    assert 0.7 < good["prdc_density"] < 1.3
+    assert entries["prdc_precision"]["features"] == "inception-2048" and entries["prdc_recall"]["k"] == 5
+    bad, _ = run(far)
+    assert bad == {"prdc_precision": 0.0, "prdc_recall": 0.0, "prdc_density": 0.0, "prdc_coverage": 0.0}
+
+
+# -- SSIM / PSNR / MAE, diversity ---------------------------------------------------------------
+
+def test_paired_scores_against_known_values():
+    real = np.full((32, 32), 0.5, np.float32)
+    fake = real + 0.1
+    ssim, psnr, mae, mae_hu = paired.region_scores(fake, real, None, width=500.0)
+    assert psnr == pytest.approx(20.0, abs=1e-4)  # 10 log10(1 / 0.1^2)
+    assert mae == pytest.approx(0.1, abs=1e-6) and mae_hu == pytest.approx(50.0, abs=1e-3)
+    assert paired.region_scores(real, real, None, 500.0)[0] == pytest.approx(1.0)
+
+
+def test_paired_metrics_inside_the_lesion_mask(tmp_path):
+    real = np.full((32, 32), 100, np.uint8)
+    fake = real.copy()
+    fake[10:20, 10:20] = 151  # differs by 51/255 = 0.2 inside the lesion only
+    mask = np.zeros((32, 32), np.uint8)
+    mask[4:28, 4:28] = 1
+    mask[10:20, 10:20] = 2
+    files = {k: _write_images(tmp_path / k, [a] * 3) for k, a in (("fake", fake), ("real", real), ("mask", mask))}
+    samples = pd.DataFrame([{"pair": f"p{i}", "kind": k, "file": files[k][i], "class": "tumour"}
+                            for i in range(3) for k in files])
+    manifest = pd.DataFrame({"window_low": [-100], "window_high": [400]})
+    out = paired.compute(make_inputs([], [], samples=samples, manifest=manifest, features=lambda i: None))
+    assert out["paired_mae_lesion"]["value"] == pytest.approx(0.2, abs=1e-6)
+    assert out["paired_mae_hu_lesion"]["value"] == pytest.approx(100.0, abs=1e-3)
+    assert out["paired_mae_image"]["value"] == pytest.approx(0.2 * 100 / 1024, abs=1e-6)
+    assert out["paired_psnr_lesion"]["value"] == pytest.approx(10 * math.log10(1 / 0.04), abs=1e-3)
+    assert out["paired_mae_image"]["n_fake"] == 3
+
+
+def test_diversity_flags_collapse(tmp_path):
+    real = _write_images(tmp_path / "real", _blobs(10, 0))
+    collapsed = _write_images(tmp_path / "collapsed", [_blobs(1, 5)[0]] * 10)
+    varied = _write_images(tmp_path / "varied", _blobs(10, 1))
+    ratio = lambda fake: diversity.compute(make_inputs(real, fake, features=lambda i: None))["diversity_ratio"]  # noqa
+    assert ratio(collapsed)["value"] > 1.0 and ratio(collapsed)["value"] > ratio(varied)["ci_high"]
+    assert ratio(varied)["value"] == pytest.approx(1.0, abs=0.25)
+
+
+# -- memorisation ---------------------------------------------------------------------------------
+
+def test_memorisation_flags_planted_training_copies(tmp_path):
+    train_imgs, held_out, generated = _blobs(30, 0), _blobs(12, 1), _blobs(12, 2)
+    train = _write_images(tmp_path / "train", train_imgs)
+    real = _write_images(tmp_path / "real", held_out)
+    clean = _write_images(tmp_path / "clean", generated)
+    copied = _write_images(tmp_path / "copied", train_imgs[:6] + generated[6:])
+
+    def run(fake):
+        def stub(inp):  # pixel vectors as the "feature space"
+            flat = lambda s: common.load_gray(s.paths, (32, 32)).reshape(len(s), -1)  # noqa: E731
+            return StubFeatures({id(s): flat(s) for s in (inp.real, inp.fake, inp.train)})
+        inp = make_inputs(real, fake, train, features=stub, figure=tmp_path / f"{len(fake)}.png")
+        return memorisation.compute(inp)
+
+    before, after = run(clean), run(copied)
+    assert after["memorisation_share_pixel"]["exact_copies"] == 6
+    assert after["memorisation_share_pixel"]["value"] >= 0.5 > before["memorisation_share_pixel"]["value"]
+    assert after["memorisation_share_feature"]["value"] >= 0.5
+    assert after["memorisation_share_pixel"]["n_fake"] == 12 and after["memorisation_share_pixel"]["n_real"] == 12
+    picture = np.asarray(Image.open(tmp_path / "12.png"))
+    assert picture.shape == (memorisation.CLOSEST_SHOWN * 34, 66)
+    assert np.array_equal(picture[1:33, :32], picture[1:33, 34:])  # closest pair: copy | original
+
+
+# -- utility --------------------------------------------------------------------------------------
+
+def test_utility_classifier_beats_chance_on_phantom_classes():
+    def data(n, seed):
+        healthy, tumour = _blobs(n, seed, size=64), _blobs(n, seed + 100, size=64, lesion=True)
+        x = np.stack(healthy + tumour).astype(np.float32) / 255.0
+        return x, np.array([0] * n + [1] * n)
+
+    x, y = data(60, 0)
+    test_x, test_y = data(30, 1)
+    model = utility.train_classifier(x, y, 2, epochs=10, seed=0)
+    accuracy, auc, sensitivity, specificity = utility.scores(test_y, utility.predict_proba(model, test_x), 2)
+    assert accuracy > 0.75 and auc > 0.8 and min(sensitivity, specificity) > 0.5
+
+
+def test_utility_single_class_design_uses_real_stand_ins_for_other_classes(tmp_path):
+    healthy = _write_images(tmp_path / "h", _blobs(20, 0))
+    tumour = _write_images(tmp_path / "t", _blobs(20, 1, lesion=True))
+    fakes = _write_images(tmp_path / "f", _blobs(10, 2, lesion=True))
+    manifest = pd.DataFrame({"file": healthy + tumour, "class": ["healthy"] * 20 + ["tumour"] * 20,
+                             "split": (["train"] * 14 + ["test"] * 6) * 2})
+    samples = pd.DataFrame({"file": fakes, "class": "tumour", "kind": "fake"})
+    inp = make_inputs([], fakes, dataset={"classes": ["healthy", "tumour"]}, manifest=manifest,
+                      samples=samples, features=lambda i: None, settings={"utility_epochs": 2})
+    sets, synthetic = utility.training_sets(inp, ["healthy", "tumour"])
+    assert synthetic == ["tumour"]
+    assert sorted(sets["synthetic"][0]) == sorted(fakes + healthy[:14])  # fakes + real healthy train
+    out = utility.compute(inp)
+    assert out["utility_synthetic_accuracy"]["n_fake"] == 10 and out["utility_real_accuracy"]["n_fake"] == 0
+    assert out["utility_mixed_auc"]["n_real"] == 12 and out["utility_mixed_auc"]["positive"] == "tumour"
+
+
+# -- baseline and the summary table ---------------------------------------------------------------
+
+def test_baseline_halves_never_share_a_patient():
+    cases = ["a"] * 5 + ["b"] * 3 + ["c"] * 4 + ["d"] * 2
+    half, how = evaluate.split_halves(cases, seed=0)
+    assert how.startswith("by patient") and set(half) == {0, 1}
+    for case in set(cases):
+        assert len({h for c, h in zip(cases, half) if c == case}) == 1
+
+
+def test_evaluate_baseline_and_summary_table(prepared):
+    prepared["evaluate"].update(metrics=list(evaluate.REGISTRY), bootstrap=10, utility_epochs=2)
     for name in prepared["experiments"]:
         train.train(prepared, name)
         sample.sample(prepared, name)
         result = evaluate.evaluate(prepared, name)
-        assert "skipped" in result["fid"] and math.isfinite(result["frd"]["value"])
+        assert "skipped" in result["metrics"]["fid"] and result["metrics"]["frd"]["value"] > 0
+        assert paths.path(paths.CLOSEST_PAIRS, experiment=name).exists()
+    evaluate.baseline(prepared, "tiny")
     table = evaluate.summarize(prepared)
-    assert list(table["experiment"]) == list(prepared["experiments"])
-    assert (table["frd_n_fake"] == 12).all() and (table["frd_n_real"] > 0).all()
+    experiments = list(prepared["experiments"])
+    assert list(table["experiment"][:2]) == experiments
+    baseline_rows = table[table["variant"] == "real-vs-real"]
+    assert set(baseline_rows["class"]) == {"healthy", "tumour"}
+    assert {"n_real", "n_fake", "frd_n_real", "frd_n_fake", "frd_ci_low"} <= set(table.columns)
+    assert (table["frd_n_fake"].iloc[:2] == 12).all() and (table["n_real"] > 0).all()
+    for name in evaluate.metric_names(prepared):  # every cell: a value or a reason
+        assert (table[name].notna() | (table[f"{name}_skipped"] != "")).all(), name
     markdown = paths.path(paths.SUMMARY_MD).read_text()
-    assert "skipped: FID Inception weights not found" in markdown
+    assert "skipped: FID Inception weights not found" in markdown and "baseline: real vs real" in markdown
+    assert "-inf" not in markdown and "nan" not in markdown.lower().replace("nonan", "")
     on_disk = json.loads(paths.path(paths.METRICS, experiment="tiny_dcgan_tumour").read_text())
-    assert on_disk["frd"]["n_fake"] == 12
+    assert on_disk["metrics"]["frd"]["n_fake"] == 12 and on_disk["metrics"]["frd"]["seed"] == 0

@@ -18,10 +18,11 @@ VERBS = {
     "train": "train the GAN of EXPERIMENT (resumes from its last checkpoint)",
     "sample": "write N generated images and a grid for EXPERIMENT",
     "evaluate": "metrics of EXPERIMENT's samples against held-out real images",
+    "baseline": "real-vs-real floor of DATASET: the metrics between two halves of its held-out images",
     "summarize": "one table of all experiments' metrics (summary.csv and summary.md)",
 }
 TARGETS = {"phantoms": "NAME", "check-data": "DATASET", "prepare": "DATASET", "train": "EXPERIMENT",
-           "sample": "EXPERIMENT", "evaluate": "EXPERIMENT"}
+           "sample": "EXPERIMENT", "evaluate": "EXPERIMENT", "baseline": "DATASET"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,6 +96,10 @@ def run(args: argparse.Namespace) -> None:
         from . import evaluate
 
         evaluate.evaluate(params, args.target)
+    elif args.verb == "baseline":
+        from . import evaluate
+
+        evaluate.baseline(params, args.target)
     elif args.verb == "summarize":
         from . import evaluate
 

@@ -1,71 +1,206 @@
-"""evaluate: compare an experiment's samples with held-out real images; summarise all."""
+"""evaluate: compare an experiment's samples with held-out real images through the metric
+registry; baseline: the same metrics between two disjoint halves of the real held-out images
+(split by patient), the floor every figure is read against; summarize: one table of all."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from . import config, paths
 from .atomic import atomic_file, write_json
 from .metrics import REGISTRY
+from .metrics.common import ImageSet, Inputs, MetricSkipped, load_gray, skipped
+from .metrics.features import FeatureStore
+from .metrics.memorisation import CLOSEST_SHOWN, nearest, save_closest_pairs
 from .prepare import load_manifest
 
+PREPROCESSING_KEYS = ("kind", "layout", "raw", "image_size", "window", "min_organ_pixels",
+                      "min_lesion_pixels", "split")
 
-def real_image_paths(params: dict, exp: dict) -> list[str]:
-    slices = paths.path(paths.SLICES, dataset=exp["dataset"])
+
+def manifest_with_files(dataset: str) -> pd.DataFrame:
+    slices = paths.path(paths.SLICES, dataset=dataset)
     manifest = load_manifest(slices)
-    split = params["evaluate"]["real_split"]
-    classes = config.classes_of(params, exp)
-    rows = manifest[(manifest["split"] == split) & manifest["class"].isin(classes)]
+    return manifest.assign(file=[str(slices / p) for p in manifest["path"]])
+
+
+def classes_named(params: dict, dataset: str, cls: str) -> list[str]:
+    """`all` (a pooled or class-conditional experiment) stands for every class of the dataset."""
+    return list(params["datasets"][dataset]["classes"]) if cls == "all" else [cls]
+
+
+def real_set(params: dict, dataset: str, manifest: pd.DataFrame, split: str, cls: str) -> ImageSet:
+    rows = manifest[(manifest["split"] == split) & manifest["class"].isin(classes_named(params, dataset, cls))]
     if rows.empty:
-        raise config.ConfigError(f"{slices}: no real {classes} images in split '{split}'")
-    return [str(slices / p) for p in rows["path"]]
+        raise config.ConfigError(f"{paths.path(paths.SLICES, dataset=dataset)}: no real '{cls}' images "
+                                 f"in split '{split}'")
+    settings = params["datasets"][dataset]
+    key = {"dataset": dataset, "split": split, "class": cls, "seed": params["seed"],
+           "preprocessing": {k: settings.get(k) for k in PREPROCESSING_KEYS}}
+    return ImageSet(list(rows["file"]), cache_key=key)
 
 
-def sample_paths(name: str) -> list[str]:
+def samples_with_files(name: str) -> pd.DataFrame:
     folder = paths.path(paths.SAMPLES, experiment=name)
-    index = pd.read_csv(folder / "samples.csv")
-    rows = index[index["kind"] == "fake"]
-    return [str(folder / p) for p in rows["path"]]
+    index = pd.read_csv(folder / "samples.csv", dtype={"pair": str})
+    return index.assign(file=[str(folder / p) for p in index["path"]])
 
 
-def selected_metrics(settings: dict) -> list[str]:
-    return [m for m in settings["metrics"] if not (m == "fid" and settings["inception"] == "off")]
+def inputs_for(params: dict, dataset: str, real: ImageSet, fake: ImageSet, train: ImageSet,
+               manifest: pd.DataFrame, samples: pd.DataFrame | None, is_baseline: bool) -> Inputs:
+    spec = params["datasets"][dataset]
+    inp = Inputs(real=real, fake=fake, train=train, settings=params["evaluate"], seed=params["seed"],
+                 image_size=tuple(spec["image_size"]), dataset={**spec, "name": dataset},
+                 manifest=manifest, samples=samples, is_baseline=is_baseline)
+    inp.features = FeatureStore(inp)
+    return inp
+
+
+def run_metrics(inp: Inputs) -> dict:
+    """Every selected metric's entries; a metric that cannot run gives each of its entries
+    `skipped` with the reason (never silently missing). inception: required raises."""
+    results = {}
+    for metric in inp.settings["metrics"]:
+        module = REGISTRY[metric]
+        try:
+            results.update(module.compute(inp))
+        except MetricSkipped as why:
+            results.update({n: skipped(str(why), len(inp.real), len(inp.fake), inp.seed) for n in module.NAMES})
+    return results
+
+
+def write_closest_pairs(inp: Inputs, out: Path) -> None:
+    """The generated images closest to a training image, beside that image (pixel RMSE)."""
+    fake, train = load_gray(inp.fake.paths, inp.image_size), load_gray(inp.train.paths, inp.image_size)
+    distance, match = nearest(fake, train)
+    order = np.argsort(distance, kind="stable")[:CLOSEST_SHOWN]
+    save_closest_pairs(out, fake, train, order, match)
 
 
 def evaluate(params: dict, name: str) -> dict:
     exp = config.experiment(params, name)
-    settings = params["evaluate"]
-    real, fake = real_image_paths(params, exp), sample_paths(name)
-    results = {"experiment": name, **exp, "seed": params["seed"], "real_split": settings["real_split"]}
-    for metric in selected_metrics(settings):
-        results[metric] = REGISTRY[metric](real, fake, settings)
+    dataset, cls, split = exp["dataset"], exp["class"], params["evaluate"]["real_split"]
+    manifest, samples = manifest_with_files(dataset), samples_with_files(name)
+    fakes = samples[(samples["kind"] == "fake") & samples["class"].isin(classes_named(params, dataset, cls))]
+    if fakes.empty:
+        raise config.ConfigError(f"{paths.path(paths.SAMPLES, experiment=name)}: no generated '{cls}' images")
+    inp = inputs_for(params, dataset, real_set(params, dataset, manifest, split, cls),
+                     ImageSet(list(fakes["file"])), real_set(params, dataset, manifest, "train", cls),
+                     manifest, samples, is_baseline=False)
+    results = {"experiment": name, **exp, "seed": params["seed"], "real_split": split,
+               "n_real": len(inp.real), "n_fake": len(inp.fake), "n_train": len(inp.train),
+               "metrics": run_metrics(inp)}
+    write_closest_pairs(inp, paths.path(paths.CLOSEST_PAIRS, experiment=name))
     write_json(paths.path(paths.METRICS, experiment=name), results)
     return results
 
 
-def _cell(result: dict) -> str:
-    if "skipped" in result:
-        return f"skipped: {result['skipped']}"
-    return f"{result['value']:.3f} (n={result['n_real']}/{result['n_fake']})"
+def split_halves(cases: list[str], seed: int) -> tuple[np.ndarray, str]:
+    """Two disjoint halves of a real set: by patient when it has >= 2 patients (cases, shuffled
+    by the seed, each to the half with fewer images so far), else by image."""
+    rng = np.random.default_rng(seed)
+    cases = np.asarray(cases)
+    unique = np.unique(cases)
+    if len(unique) < 2:
+        half = np.zeros(len(cases), int)
+        half[rng.permutation(len(cases))[len(cases) // 2:]] = 1
+        return half, "by image (one patient only)"
+    sizes = [0, 0]
+    half = np.zeros(len(cases), int)
+    for case in rng.permutation(unique):
+        side = int(np.argmin(sizes))
+        half[cases == case] = side
+        sizes[side] += int(np.sum(cases == case))
+    return half, f"by patient ({len(unique)} patients)"
+
+
+def baseline(params: dict, dataset: str) -> dict:
+    """Real-vs-real floor for every class of `dataset`: half A plays the real set, half B the
+    generated one (so memorisation's floor is held-out-vs-train at ~0.05)."""
+    spec = config.dataset(params, dataset)
+    manifest, split = manifest_with_files(dataset), params["evaluate"]["real_split"]
+    out = {"dataset": dataset, "seed": params["seed"], "real_split": split, "classes": {}}
+    for cls in spec["classes"]:
+        rows = manifest[(manifest["split"] == split) & (manifest["class"] == cls)]
+        if len(rows) < 4:
+            out["classes"][cls] = {"skipped": f"{len(rows)} real '{cls}' images in split '{split}': "
+                                   "too few for two halves", "n_real": len(rows), "n_fake": 0}
+            continue
+        full = real_set(params, dataset, manifest, split, cls)
+        half, how = split_halves(list(rows["case"]), params["seed"])
+        inp = inputs_for(params, dataset, full.subset(np.flatnonzero(half == 0)),
+                         full.subset(np.flatnonzero(half == 1)), real_set(params, dataset, manifest, "train", cls),
+                         manifest, None, is_baseline=True)
+        out["classes"][cls] = {"halves": how, "n_real": len(inp.real), "n_fake": len(inp.fake),
+                               "n_train": len(inp.train), "metrics": run_metrics(inp)}
+    write_json(paths.path(paths.BASELINE, dataset=dataset), out)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# summary table
+
+def metric_names(params: dict) -> list[str]:
+    return [n for m in params["evaluate"]["metrics"] for n in REGISTRY[m].NAMES]
+
+
+def cell(entry: dict | None) -> str:
+    if entry is None:
+        return "missing: not computed (metric not selected when this row was evaluated)"
+    if "skipped" in entry:
+        return f"skipped: {entry['skipped']}"
+    text = f"{entry['value']:.3g}"
+    if "std" in entry:
+        text += f" ± {entry['std']:.2g}"
+    if "ci_low" in entry:
+        text += f" [{entry['ci_low']:.3g}, {entry['ci_high']:.3g}]"
+    else:
+        text += " [no CI]"
+    return text + f" n={entry['n_real']}/{entry['n_fake']}"
+
+
+def flat_row(base: dict, metrics: dict, names: list[str]) -> tuple[dict, dict]:
+    row, md = dict(base), dict(base)
+    for name in names:
+        entry = metrics.get(name)
+        row[name] = None if entry is None else entry.get("value")
+        for key in ("ci_low", "ci_high", "n_real", "n_fake"):
+            row[f"{name}_{key}"] = None if entry is None else entry.get(key)
+        row[f"{name}_skipped"] = "not computed" if entry is None else entry.get("skipped", "")
+        md[name] = cell(entry)
+    return row, md
+
+
+def summary_rows(params: dict) -> tuple[list[dict], list[dict]]:
+    names, rows, cells = metric_names(params), [], []
+    pairs_seen = []
+    for name in params["experiments"]:
+        result = json.loads(paths.path(paths.METRICS, experiment=name).read_text())
+        base = {k: result[k] for k in ("experiment", "dataset", "variant", "class", "seed", "n_real", "n_fake")}
+        row, md = flat_row(base, result["metrics"], names)
+        rows.append(row)
+        cells.append(md)
+        pairs_seen.append((result["dataset"], result["class"]))
+    for dataset in params["datasets"]:
+        floor = json.loads(paths.path(paths.BASELINE, dataset=dataset).read_text())
+        for cls, result in floor["classes"].items():
+            base = {"experiment": f"baseline: real vs real ({result.get('halves', 'not computed')})",
+                    "dataset": dataset, "variant": "real-vs-real", "class": cls, "seed": floor["seed"],
+                    "n_real": result["n_real"], "n_fake": result["n_fake"]}
+            metrics = result.get("metrics") or {n: {"skipped": result["skipped"], "n_real": result["n_real"],
+                                                    "n_fake": 0} for n in names}
+            row, md = flat_row(base, metrics, names)
+            rows.append(row)
+            cells.append(md)
+    return rows, cells
 
 
 def summarize(params: dict) -> pd.DataFrame:
-    rows, cells = [], []
-    for name in params["experiments"]:
-        result = json.loads(paths.path(paths.METRICS, experiment=name).read_text())
-        base = {k: result[k] for k in ("experiment", "dataset", "variant", "class")}
-        metrics = [m for m in REGISTRY if m in result]
-        row, cell = dict(base), dict(base)
-        for m in metrics:
-            r = result[m]
-            row.update({f"{m}": r.get("value"), f"{m}_n_real": r["n_real"],
-                        f"{m}_n_fake": r["n_fake"], f"{m}_skipped": r.get("skipped", "")})
-            cell[m] = _cell(r)
-        rows.append(row)
-        cells.append(cell)
+    rows, cells = summary_rows(params)
     table = pd.DataFrame(rows)
     with atomic_file(paths.SUMMARY_CSV) as tmp:
         table.to_csv(tmp, index=False)
@@ -75,6 +210,16 @@ def summarize(params: dict) -> pd.DataFrame:
 
 
 def _markdown(frame: pd.DataFrame) -> str:
-    intro = ("# medgan metrics\n\nEach cell: value (n=real/generated), or why it is missing. "
-             "FRD: log(d_F^2), lower is better. FID: lower is better.\n\n")
+    intro = (
+        "# medgan metrics\n\n"
+        "Each cell: value [95% bootstrap CI] n=real/generated, or why it is missing. "
+        "Baseline rows compare two disjoint halves of the real held-out images: read every figure "
+        "against the baseline of its dataset and class.\n\n"
+        "- fid, kid (mean ± std over subsets), frd (d_F², not frd-score's log): lower is better.\n"
+        "- prdc_*: precision/recall/density/coverage, higher is better (features named in the JSON).\n"
+        "- diversity_ratio: mean pairwise SSIM among generated / among real; > 1 suggests collapse.\n"
+        "- memorisation_share_*: share of generated images closer to a training image than the 5th "
+        "percentile of held-out-to-train distances; ~0.05 is the floor, 1 means copies.\n"
+        "- paired_*: pix2pix only; utility_*: classifier trained on real / synthetic / mixed, "
+        "tested on real.\n\n")
     return intro + frame.to_markdown(index=False) + "\n"

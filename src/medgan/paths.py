@@ -23,3 +23,5 @@ CACHE = "results/cache"
 
 def path(pattern: str, **names: str) -> Path:
     return Path(pattern.format(**names))
+BASELINE = "results/metrics/baselines/{dataset}.json"  # real-vs-real floor, per class
+CLOSEST_PAIRS = "results/metrics/memorisation/{experiment}.png"

@@ -1,11 +1,23 @@
-"""Metric registry: one small module per metric, selected by name in params.yaml.
+"""Metric registry: one small module per metric, selected by name in params.yaml
+(`evaluate.metrics`), as in stylegan2-ada-pytorch's metric_main.
 
-Every metric takes (real image paths, generated image paths, evaluate settings) and returns
-a dict with at least `n_real` and `n_fake`, and either `value` or `skipped` (the reason).
+Each module has `NAMES` (the entries it reports: the summary table's columns) and
+`compute(inputs: common.Inputs) -> {name: entry}`. An entry holds `value`, `ci_low`/`ci_high`
+(95% bootstrap CI where defined), `n_real`, `n_fake` and `seed`, or `skipped` with the reason.
+A module raises common.MetricSkipped(reason) when it cannot run at all.
 """
 
 from __future__ import annotations
 
-from . import fid, frd
+from . import diversity, fid, frd, kid, memorisation, paired, prdc, utility
 
-REGISTRY = {"frd": frd.compute, "fid": fid.compute}
+REGISTRY = {
+    "fid": fid,
+    "kid": kid,
+    "frd": frd,
+    "prdc": prdc,
+    "diversity": diversity,
+    "memorisation": memorisation,
+    "paired": paired,
+    "utility": utility,
+}

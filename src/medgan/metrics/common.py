@@ -1,0 +1,118 @@
+"""What every metric module shares: the inputs it is given, how a number is reported
+(value, 95% bootstrap CI, n_real, n_fake, seed), and how a metric says it could not run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from tqdm import tqdm
+
+
+class MetricSkipped(Exception):
+    """A metric cannot run on these inputs; the message is the reason shown in the table."""
+
+
+@dataclass
+class ImageSet:
+    """A list of image files. `cache_key` (a dict describing how the set was made) lets real
+    sets' features be cached on disk; `parent`+`rows` make a set a view of a larger one (the
+    halves of the real-vs-real baseline reuse the whole test set's features)."""
+
+    paths: list[str]
+    cache_key: dict | None = None
+    parent: "ImageSet | None" = None
+    rows: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def subset(self, rows) -> "ImageSet":
+        rows = np.asarray(rows, dtype=int)
+        return ImageSet([self.paths[i] for i in rows], parent=self, rows=rows)
+
+
+@dataclass
+class Inputs:
+    """Everything a metric may read. `real` is the held-out real set of the experiment's
+    dataset and class, `fake` the generated set, `train` the real training images of that class."""
+
+    real: ImageSet
+    fake: ImageSet
+    train: ImageSet
+    settings: dict                       # params["evaluate"]
+    seed: int
+    image_size: tuple[int, int]          # (height, width): the one size every image is read at
+    dataset: dict = field(default_factory=dict)       # params["datasets"][name] + "name"
+    manifest: pd.DataFrame | None = None  # real slices, `file` column = absolute-ish path
+    samples: pd.DataFrame | None = None   # samples.csv rows, `file` column added
+    figure: Path | None = None            # where a metric may save a picture
+    is_baseline: bool = False
+    features: "object" = None             # a features.FeatureStore, set by evaluate
+
+
+def load_gray(paths: list[str], size: tuple[int, int]) -> np.ndarray:
+    """Images as float32 (N, H, W) in [0, 1], all at `size` (bilinear resize only if needed),
+    so that real and generated images go through exactly the same path."""
+    height, width = size
+    out = np.empty((len(paths), height, width), np.float32)
+    for i, path in enumerate(paths):
+        image = Image.open(path).convert("L")
+        if image.size != (width, height):
+            image = image.resize((width, height), Image.BILINEAR)
+        out[i] = np.asarray(image, np.float32) / 255.0
+    return out
+
+
+def number(value: float, inp: Inputs, ci: tuple[float, float] | None, n_real: int,
+           n_fake: int, **extra) -> dict:
+    entry = {"value": _finite(value), "n_real": int(n_real), "n_fake": int(n_fake), "seed": inp.seed}
+    if ci is not None:
+        entry["ci_low"], entry["ci_high"] = _finite(ci[0]), _finite(ci[1])
+    entry.update(extra)
+    return entry
+
+
+def skipped(reason: str, n_real: int, n_fake: int, seed: int) -> dict:
+    return {"skipped": reason, "n_real": int(n_real), "n_fake": int(n_fake), "seed": seed}
+
+
+def _finite(value: float) -> float:
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"metric value {value} is not finite: report it differently")
+    return value
+
+
+def bootstrap_ci(statistic: Callable[..., float], sizes: tuple[int, ...], inp: Inputs,
+                 desc: str = "bootstrap") -> tuple[float, float] | None:
+    """95% percentile bootstrap CI: resample each of the sets (sizes) with replacement and
+    recompute `statistic(*index_arrays)`. None when evaluate.bootstrap is 0."""
+    cis = bootstrap_cis(lambda *idx: [statistic(*idx)], sizes, inp, desc)
+    return cis[0] if cis else None
+
+
+def bootstrap_cis(statistics: Callable[..., list[float]], sizes: tuple[int, ...], inp: Inputs,
+                  desc: str = "bootstrap") -> list[tuple[float, float] | None] | None:
+    """Like bootstrap_ci for a statistic returning several numbers at once (one CI each).
+    Non-finite replicates are dropped; a CI needs at least half of the replicates."""
+    n_boot = inp.settings["bootstrap"]
+    if n_boot <= 0:
+        return None
+    rng = np.random.default_rng(inp.seed)
+    replicates = np.array([statistics(*(rng.integers(0, n, n) for n in sizes))
+                           for _ in tqdm(range(n_boot), desc=desc, leave=False, disable=n_boot < 50)],
+                          dtype=float)
+    cis = []
+    for column in replicates.T:
+        column = column[np.isfinite(column)]
+        if len(column) < max(2, n_boot // 2):
+            cis.append(None)
+        else:
+            low, high = np.percentile(column, [2.5, 97.5])
+            cis.append((float(low), float(high)))
+    return cis

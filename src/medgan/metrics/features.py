@@ -1,0 +1,146 @@
+"""Image features shared by the metrics: pytorch-fid's InceptionV3 (2048-d pool) and
+frd-score's radiomics (FRD v1 extractor). Extracted once per image set and evaluate run;
+real sets' features are cached on disk under results/cache/features/, keyed by a hash of
+the options that made them (extractor, weights, image size, dataset/split/class, the files'
+contents), so every variant of a dataset/class reuses them (as in stylegan2-ada's metrics)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ..atomic import atomic_file, write_json
+from . import fid
+from .common import ImageSet, Inputs, MetricSkipped, load_gray
+
+CACHE_DIR = Path("results/cache/features")
+INCEPTION_BATCH = 50
+
+
+def content_digest(paths: list[str]) -> str:
+    digest = hashlib.sha1()
+    for path in paths:
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()
+
+
+def cache_file(extractor: dict, image_set: ImageSet) -> tuple[Path, dict]:
+    options = {"extractor": extractor, "set": image_set.cache_key,
+               "n": len(image_set), "content_sha1": content_digest(image_set.paths)}
+    key = hashlib.sha1(json.dumps(options, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return CACHE_DIR / extractor["name"] / f"{key}.npy", options
+
+
+def device():
+    import torch
+
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def inception_features(model, paths: list[str], size: tuple[int, int],
+                       batch_size: int = INCEPTION_BATCH) -> np.ndarray:
+    """(N, 2048) pool features; grayscale repeated to 3 channels, [0, 1] input; the model
+    resizes to 299x299 bilinearly itself (pytorch-fid's resize_input)."""
+    import torch
+
+    dev = next(model.parameters()).device
+    out = []
+    with torch.no_grad():
+        for start in tqdm(range(0, len(paths), batch_size), desc="inception features", unit="batch",
+                          leave=False):
+            batch = torch.from_numpy(load_gray(paths[start:start + batch_size], size))
+            x = batch[:, None].repeat(1, 3, 1, 1).to(dev)
+            out.append(model(x)[0].flatten(1).cpu().numpy())
+    return np.concatenate(out).astype(np.float64) if out else np.zeros((0, 2048))
+
+
+def radiomics_extractor():
+    from frd_score.frd import FRD_VERSION_V1, get_feature_extractor
+
+    logging.getLogger("radiomics").setLevel(logging.ERROR)
+    return get_feature_extractor(frd_version=FRD_VERSION_V1, image_dim=2)
+
+
+def radiomics_features(paths: list[str], workers: int = 1) -> np.ndarray:
+    """(N, F) raw FRD-v1 radiomics features of whole images (frd-score's own extraction:
+    full-image mask, Original + LoG + Wavelet filters). Rows of NaN are kept (dropped later)."""
+    from frd_score.frd import FRD_VERSION_V1, compute_features
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        features, _, _ = compute_features(list(paths), radiomics_extractor(), num_workers=workers,
+                                          frd_version=FRD_VERSION_V1)
+    if len(features) != len(paths):
+        raise MetricSkipped(f"radiomics failed on {len(paths) - len(features)} of {len(paths)} images")
+    return features.astype(np.float64)
+
+
+class FeatureStore:
+    """Features of the image sets of one evaluate run, by extractor name ('inception',
+    'radiomics'): computed at most once per set, real sets cached on disk."""
+
+    def __init__(self, inp: Inputs):
+        self.inp = inp
+        self.memory: dict[tuple[str, int], np.ndarray] = {}
+        self._model = None
+
+    def inception_available(self) -> str | None:
+        """None if Inception features can be computed, else the reason why not."""
+        if self.inp.settings["inception"] == "off":
+            return "evaluate.inception is off"
+        try:
+            fid.require_weights(self.inp.settings["inception_weights"])
+        except fid.WeightsMissing as err:
+            if self.inp.settings["inception"] == "required":
+                raise
+            return str(err).split(". On")[0]
+        return None
+
+    def get(self, extractor: str, image_set: ImageSet) -> np.ndarray:
+        if image_set.parent is not None:
+            return self.get(extractor, image_set.parent)[image_set.rows]
+        memo = (extractor, id(image_set))
+        if memo not in self.memory:
+            self.memory[memo] = self._cached_or_computed(extractor, image_set)
+        return self.memory[memo]
+
+    def _cached_or_computed(self, extractor: str, image_set: ImageSet) -> np.ndarray:
+        if image_set.cache_key is None:
+            return self._compute(extractor, image_set.paths)
+        path, options = cache_file(self._describe(extractor), image_set)
+        if path.exists():
+            return np.load(path)
+        features = self._compute(extractor, image_set.paths)
+        with atomic_file(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.save(f, features)
+        write_json(path.with_suffix(".json"), options)
+        return features
+
+    def _describe(self, extractor: str) -> dict:
+        if extractor == "inception":
+            weights = fid.require_weights(self.inp.settings["inception_weights"])
+            return {"name": "inception", "block": "pool3-2048", "input": "gray->3ch, [0,1], "
+                    "bilinear to 299 by pytorch-fid", "image_size": list(self.inp.image_size),
+                    "weights": weights.name, "weights_bytes": weights.stat().st_size,
+                    "weights_mtime": int(weights.stat().st_mtime)}
+        if extractor == "radiomics":
+            import frd_score
+
+            return {"name": "radiomics", "frd_score": frd_score.__version__, "config": "v1 2D",
+                    "image_size": list(self.inp.image_size)}
+        raise ValueError(f"unknown feature extractor {extractor}")
+
+    def _compute(self, extractor: str, paths: list[str]) -> np.ndarray:
+        if extractor == "inception":
+            if self._model is None:
+                weights = fid.require_weights(self.inp.settings["inception_weights"])
+                self._model = fid.inception_model(weights).to(device())
+            return inception_features(self._model, paths, self.inp.image_size)
+        return radiomics_features(paths, self.inp.settings["radiomics_workers"])
