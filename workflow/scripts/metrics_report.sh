@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The pull-request comment: Markdown tables of the metrics and params that differ between a
+# base revision and the workspace (run it in the repository root, after `dvc repro`).
+#   workflow/scripts/metrics_report.sh BASE_REV > report.md
+# Metrics and plots are committed to git (cache: false in dvc.yaml), so BASE_REV's values come
+# from git alone: no DVC remote is needed.
+set -euo pipefail
+base=${1:?usage: metrics_report.sh BASE_REV}
+git rev-parse --verify --quiet "$base^{commit}" > /dev/null || { echo "metrics_report.sh: unknown revision '$base'" >&2; exit 2; }
+
+metrics=$(dvc metrics diff "$base" --md --precision 4)
+params=$(dvc params diff "$base" --md)
+
+echo "## medgan: metrics and params against \`$base\` ($(git rev-parse --short "$base"))"
+echo
+echo "### Metrics"
+echo
+if [ -n "$metrics" ]; then echo "$metrics"; else echo "No metric changed."; fi
+echo
+echo "### Params"
+echo
+if [ -n "$params" ]; then echo "$params"; else echo "No param changed."; fi
+echo
+echo "<sub>Embedded default reproduced on CPU with \`dvc repro\` from $(git rev-parse --short HEAD).</sub>"
