@@ -14,6 +14,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -46,10 +47,12 @@ def free_port() -> int:
 
 def install_slurm() -> float:
     """Install Slurm and munge with apt-get; skip (with the reason) where that is impossible."""
+    if os.geteuid() != 0:
+        pytest.skip("a throwaway Slurm needs root: apt-get install, and slurmctld/slurmd run as root")
+    if CONFIGLESS_LINK.exists() or CONFIGLESS_LINK.is_symlink():
+        pytest.skip(f"a slurmd already runs here ({CONFIGLESS_LINK} exists): not starting a second one")
     if all(shutil.which(b) for b in BINARIES):
         return 0.0
-    if os.geteuid() != 0:
-        pytest.skip("Slurm is not installed and installing it needs root (apt-get)")
     if shutil.which("apt-get") is None:
         pytest.skip("Slurm is not installed and there is no apt-get to install it with")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
@@ -217,11 +220,16 @@ def run(cmd, cwd, env, timeout):
     return result
 
 
-def test_without_root_a_missing_slurm_is_a_skip_with_the_reason(monkeypatch):
+def test_without_root_a_missing_slurm_is_a_skip_with_the_reason(monkeypatch, tmp_path):
+    monkeypatch.setattr(sys.modules[__name__], "CONFIGLESS_LINK", tmp_path / "no-slurmd-here")
     monkeypatch.setattr(shutil, "which", lambda name: None)
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     with pytest.raises(pytest.skip.Exception, match="needs root"):
         install_slurm()
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/" + name)  # installed, still not root
+    with pytest.raises(pytest.skip.Exception, match="needs root"):
+        install_slurm()
+    monkeypatch.setattr(shutil, "which", lambda name: None)
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     with pytest.raises(pytest.skip.Exception, match="no apt-get"):
         install_slurm()

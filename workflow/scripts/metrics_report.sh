@@ -10,15 +10,17 @@ git rev-parse --verify --quiet "$base^{commit}" > /dev/null || { echo "metrics_r
 
 metrics=$(dvc metrics diff "$base" --md --precision 4)
 params=$(dvc params diff "$base" --md)
+# dvc prints a bare header when nothing changed: a table needs a row below its two header lines.
+has_rows() { [ "$(grep -c '^|' <<< "$1")" -gt 2 ]; }
 
 echo "## medgan: metrics and params against \`$base\` ($(git rev-parse --short "$base"))"
 echo
 echo "### Metrics"
 echo
-if [ -n "$metrics" ]; then echo "$metrics"; else echo "No metric changed."; fi
+if has_rows "$metrics"; then echo "$metrics"; else echo "No metric changed."; fi
 echo
 echo "### Params"
 echo
-if [ -n "$params" ]; then echo "$params"; else echo "No param changed."; fi
+if has_rows "$params"; then echo "$params"; else echo "No param changed."; fi
 echo
 echo "<sub>Embedded default reproduced on CPU with \`dvc repro\` from $(git rev-parse --short HEAD).</sub>"
