@@ -236,7 +236,7 @@ def test_without_root_a_missing_slurm_is_a_skip_with_the_reason(monkeypatch, tmp
 
 
 @pytest.mark.slow
-def test_the_profile_runs_the_demo_through_sbatch_and_matches_a_local_run(cluster, tmp_path):
+def test_the_profile_runs_the_demo_through_sbatch_and_matches_a_local_run(cluster, tmp_path, capsys):
     config_home = tmp_path / "config"  # the profile installed as the README says
     (config_home / "snakemake").mkdir(parents=True)
     (config_home / "snakemake" / "slurm").symlink_to(REPO / "workflow" / "profiles" / "slurm")
@@ -279,5 +279,7 @@ def test_the_profile_runs_the_demo_through_sbatch_and_matches_a_local_run(cluste
     assert run_local.returncode == 0, run_local.stderr[-4000:]
     pd.testing.assert_frame_equal(pd.read_csv(on_slurm / "results/metrics/summary.csv"),
                                   pd.read_csv(local / "results/metrics/summary.csv"))
-    print(f"\nslurm: install {cluster.install_seconds:.0f}s, daemons up in {cluster.start_seconds:.1f}s, "
-          f"workflow through sbatch {slurm_seconds:.0f}s")
+    with capsys.disabled():  # the evidence, in CI's log even with -q
+        print(f"\n[slurm] install {cluster.install_seconds:.0f}s, daemons up in {cluster.start_seconds:.1f}s, "
+              f"demo through `snakemake --profile slurm` {slurm_seconds:.0f}s; jobs seen by slurmctld "
+              f"(squeue -t all: id|comment|state|cpus):\n" + listed.strip())
