@@ -48,11 +48,24 @@ def tree_digest(folder: Path) -> dict[str, str]:
 def test_gitignore_keeps_metrics_plots_and_grids_in_git_and_data_and_models_out():
     kept = ["results/metrics/summary.csv", "results/metrics/summary.md",
             "results/metrics/experiments/x.json", "results/plots/train/x.csv", "results/grids/x.png",
-            "dvc.lock"]
+            "results/progress/x.png", "results/interpolations/x.png", "dvc.lock"]
     hidden = ["data/slices/x/manifest.csv", "data/raw/x/volume-0.nii.gz", "results/models/x.pt",
               "results/samples/x/healthy/00000.png", "results/checkpoints/x/last.pt"]
     ignored = run(["git", "check-ignore", "--no-index", *kept, *hidden], REPO, check=False).stdout.split()
     assert sorted(ignored) == sorted(hidden)
+
+
+def test_what_git_holds_is_uncached_in_dvc_yaml():
+    """Metrics and plots for `dvc metrics diff` in pull requests; images git already tracks (a
+    cached DVC output that git tracks makes `dvc repro` fail: OutputAlreadyTrackedError)."""
+    tracked = set(run(["git", "ls-files", "results"], REPO).stdout.split())
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    for stage in stages.values():
+        for out in stage.get("do", stage).get("outs", []):
+            path, options = next(iter(out.items())) if isinstance(out, dict) else (out, {})
+            pattern = re.escape(path).replace(re.escape("${key}"), "[^/]+")
+            if any(re.fullmatch(pattern, name) for name in tracked):
+                assert options.get("cache") is False, f"{path} is tracked by git but cached by DVC"
 
 
 def test_metrics_and_plots_are_uncached_so_git_holds_them_for_metrics_diff():
@@ -113,7 +126,8 @@ def test_git_holds_metrics_plots_and_lock_while_dvc_holds_data_and_models(origin
     tracked = set(run(["git", "ls-files"], origin).stdout.split())
     for name in EXPERIMENTS:
         assert {f"results/metrics/experiments/{name}.json", f"results/plots/train/{name}.csv",
-                f"results/grids/{name}.png"} <= tracked
+                f"results/grids/{name}.png", f"results/progress/{name}.png",
+                f"results/interpolations/{name}.png"} <= tracked
         assert f"results/models/{name}.pt" not in tracked
     assert {"dvc.lock", "results/metrics/summary.csv"} <= tracked
     assert not any(path.startswith("data/") for path in tracked)
