@@ -9,6 +9,7 @@ stopped by the PIDs this module started.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -23,6 +24,7 @@ import pytest
 import yaml
 
 from conftest import REPO, TINY, run_env
+from medgan import paths
 
 pytestmark = pytest.mark.slurm
 
@@ -265,11 +267,14 @@ def test_the_profile_runs_the_demo_through_sbatch_and_matches_a_local_run(cluste
     for job_id, comment, state, cpus in jobs:
         rule = comment.removeprefix("rule_").split("_wildcards_")[0]
         by_rule.setdefault(rule, []).append((job_id, state, int(cpus)))
-    expected = {"phantoms": 1, "prepare": 1, "train": 2, "sample": 2, "evaluate": 2, "summarize": 1}
+    units = json.loads((on_slurm / paths.UNIT_LIST.format(dataset="tiny")).read_text())["units"]
+    assert len(units) == TINY["phantoms"]["tiny"]["n_cases"]  # ingest: one small job per raw case
+    expected = {"phantoms": 1, "prepare_units": 1, "prepare_unit": len(units), "prepare": 1, "train": 2,
+                "sample": 2, "evaluate": 2, "summarize": 1}
     assert {rule: len(v) for rule, v in by_rule.items()} == expected, listed
     assert all(state == "COMPLETED" for v in by_rule.values() for _, state, _ in v), listed
     assert all(cpus == 2 for _, _, cpus in by_rule["train"]), f"train's threads did not reach sbatch:\n{listed}"
-    assert all(cpus == 1 for _, _, cpus in by_rule["sample"]), listed
+    assert all(cpus == 1 for _, _, cpus in by_rule["sample"] + by_rule["prepare_unit"]), listed
     slurm_logs = list((on_slurm / "logs" / "slurm").rglob("*.log"))
     assert {p.relative_to(on_slurm / "logs" / "slurm").parts[0] for p in slurm_logs} == {f"rule_{r}" for r in expected}
     slurmctld_log = (cluster.root / "log" / "slurmctld.log").read_text()
