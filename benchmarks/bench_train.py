@@ -4,8 +4,9 @@ The reference is written here in the style of the PyTorch examples' DCGAN (and p
 for pix2pix): a Dataset that decodes PNGs with PIL on every access, a DataLoader with 2 workers,
 fp32, channels-first, and a G step that also computes (unused) D gradients. The engine is
 medgan.train.Trainer with its defaults (images decoded once and served from memory, no D
-gradients in the G step, channels_last, bf16 autocast on a GPU), DiffAugment and flips off in
-both so that the work is the same. Rounds alternate between the two so that a machine-load
+gradients in the G step, channels_last, bf16 autocast on a GPU or a CPU with bf16
+instructions), DiffAugment and flips off in both so that the work is the same. BENCH_CL=0 and
+BENCH_PRECISION=fp32 switch engine features off to see what each brings. Rounds alternate between the two so that a machine-load
 drift hits both; the median step time is reported.
 
     python benchmarks/bench_train.py                 # all three configurations
@@ -125,7 +126,9 @@ def engine_trainer(spec: dict, project: Path) -> Trainer:
                                   "image_size": [spec["size"], spec["size"]]}},
            "variants": {spec["variant"]: hp},
            "experiments": {"bench": {"dataset": "bench", "variant": spec["variant"], "class": "all"}},
-           "train": {"batch_size": spec["batch"], "diffaugment": [], "hflip": False, "iterations": 10**6},
+           "train": {"batch_size": spec["batch"], "diffaugment": [], "hflip": False, "iterations": 10**6,
+                     "channels_last": os.environ.get("BENCH_CL", "1") == "1",
+                     "precision": os.environ.get("BENCH_PRECISION", "auto")},
            "resources": {"train": {"threads": torch.get_num_threads()}}}
     os.chdir(project)
     return Trainer(config.validate(raw), "bench")

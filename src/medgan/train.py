@@ -63,6 +63,18 @@ def pick_device(setting: str) -> torch.device:
     return torch.device("cpu")
 
 
+def native_bf16(device: torch.device) -> bool:
+    """bf16 pays off on GPUs and on CPUs with bf16 instructions (AVX512-BF16, AMX); elsewhere
+    it is emulated and slower than fp32."""
+    if device.type == "cuda":
+        return True
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 # -- data --------------------------------------------------------------------------------------
 
 @dataclass
@@ -195,8 +207,9 @@ class Trainer:
         return self.rank == 0
 
     def autocast(self):
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        precision = self.train_cfg["precision"]
+        if precision == "bf16" or (precision == "auto" and native_bf16(self.device)):
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     # -- inputs -------------------------------------------------------------------------------
