@@ -55,6 +55,19 @@ class Inputs:
     features: "object" = None             # a features.FeatureStore, set by evaluate
 
 
+def inception_features(inp: "Inputs", metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """Inception features of the held-out real and the generated set, or MetricSkipped
+    saying why not (no weights, or fewer than 2 images on a side)."""
+    reason = inp.features.inception_available()
+    if reason:
+        raise MetricSkipped(reason)
+    real = inp.features.get("inception", inp.real)
+    fake = inp.features.get("inception", inp.fake)
+    if min(len(real), len(fake)) < 2:
+        raise MetricSkipped(f"{metric} needs at least 2 real and 2 generated images")
+    return real, fake
+
+
 def load_gray(paths: list[str], size: tuple[int, int]) -> np.ndarray:
     """Images as float32 (N, H, W) in [0, 1], all at `size` (bilinear resize only if needed),
     so that real and generated images go through exactly the same path."""

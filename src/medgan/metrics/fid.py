@@ -96,15 +96,9 @@ NAMES = ["fid"]
 
 
 def compute(inp) -> dict:
-    from .common import MetricSkipped, bootstrap_ci, number
+    from .common import bootstrap_ci, inception_features, number
 
-    reason = inp.features.inception_available()
-    if reason:
-        raise MetricSkipped(reason)
-    real = inp.features.get("inception", inp.real)
-    fake = inp.features.get("inception", inp.fake)
-    if min(len(real), len(fake)) < 2:
-        raise MetricSkipped("FID needs at least 2 real and 2 generated images")
+    real, fake = inception_features(inp, "FID")
     ci = bootstrap_ci(lambda i, j: frechet_fast(real[i], fake[j]), (len(real), len(fake)), inp, "fid")
     return {"fid": number(frechet(real, fake), inp, ci, len(real), len(fake),
                           features="inception-2048")}

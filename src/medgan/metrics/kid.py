@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import MetricSkipped, bootstrap_ci, number
+from .common import bootstrap_ci, inception_features, number
 
 NAMES = ["kid"]
 
@@ -32,14 +32,8 @@ def kid_subsets(real: np.ndarray, fake: np.ndarray, subset_size: int, n_subsets:
 
 
 def compute(inp) -> dict:
-    reason = inp.features.inception_available()
-    if reason:
-        raise MetricSkipped(reason)
-    real = inp.features.get("inception", inp.real)
-    fake = inp.features.get("inception", inp.fake)
+    real, fake = inception_features(inp, "KID")
     size = min(inp.settings["kid_subset_size"], len(real), len(fake))
-    if size < 2:
-        raise MetricSkipped("KID needs at least 2 real and 2 generated images")
     values = kid_subsets(real, fake, size, inp.settings["kid_subsets"], inp.seed)
     # CI: bootstrap over images of the whole-set unbiased estimate (duplicates would bias
     # the within-set terms, so each replicate drops repeated rows).
