@@ -4,7 +4,6 @@ from pathlib import Path
 
 RAW = "data/raw/{name}"
 SLICES = "data/slices/{dataset}"
-MANIFEST = "data/slices/{dataset}/manifest.csv"
 INTERIM = "data/interim/{dataset}"  # prepare's scatter outputs (one folder per raw case/shard)
 UNIT_LIST = "data/interim/{dataset}/units.json"
 UNIT = "data/interim/{dataset}/units/{unit}"

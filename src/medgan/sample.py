@@ -132,10 +132,10 @@ def sample(params: dict, name: str) -> None:
     with atomic_dir(paths.path(paths.SAMPLES, experiment=name)) as tmp:
         if variants.VARIANTS[model["variant"]].paired:
             rows, shown, strips = sample_paired(G, model, settings, exp["dataset"], tmp)
-            columns, strip_columns = 3 * 4, settings["interpolation_steps"]
+            columns = 3 * 4  # four (mask | fake | real) triplets per row
         else:
             rows, shown, strips = sample_unpaired(G, model, settings, params["seed"], tmp)
-            columns, strip_columns = settings["grid_columns"], settings["interpolation_steps"]
+            columns = settings["grid_columns"]
         pd.DataFrame(rows).to_csv(tmp / "samples.csv", index=False)
     save_grid(shown, paths.path(paths.GRID, experiment=name), columns)
-    save_grid(strips, paths.path(paths.INTERPOLATION, experiment=name), strip_columns)
+    save_grid(strips, paths.path(paths.INTERPOLATION, experiment=name), settings["interpolation_steps"])

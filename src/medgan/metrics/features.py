@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from .. import paths
 from ..atomic import atomic_file, write_json
 from . import fid
 from .common import ImageSet, Inputs, MetricSkipped, load_gray
 
-CACHE_DIR = Path("results/cache/features")
+CACHE_DIR = Path(paths.CACHE) / "features"
 INCEPTION_BATCH = 50
 
 
