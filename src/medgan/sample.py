@@ -15,10 +15,10 @@ import torch
 from PIL import Image
 from torchvision.utils import make_grid
 
-from . import paths, variants
+from . import config, paths, variants
 from .atomic import atomic_dir, atomic_file
 from .prepare import load_images, load_manifest
-from .train import load_generator, to_uint8
+from .train import load_generator, load_masks, masks_to_model_range, to_uint8
 
 
 def save_grid(images_uint8: torch.Tensor, out, columns: int) -> None:
@@ -72,10 +72,10 @@ def pooled_class_name(classes: list[str]) -> str:
     return classes[0] if len(classes) == 1 else "all"
 
 
-def write_fakes(folder: Path, images_uint8: torch.Tensor, cls: str, start: int = 0) -> list[dict]:
+def write_fakes(folder: Path, images_uint8: torch.Tensor, cls: str) -> list[dict]:
     (folder / cls).mkdir(parents=True, exist_ok=True)
     rows = []
-    for i, image in enumerate(images_uint8, start):
+    for i, image in enumerate(images_uint8):
         rel = f"{cls}/{i:05d}.png"
         save_png(image, folder / rel)
         rows.append({"path": rel, "class": cls, "kind": "fake", "pair": ""})
@@ -103,11 +103,11 @@ def sample_paired(G, model: dict, settings: dict, dataset: str, folder: Path) ->
     rows_in = manifest[(manifest["split"] == "test") & manifest["class"].isin(model["classes"])]
     rows_in = rows_in.head(settings["n"])
     reals = torch.from_numpy(load_images(slices, rows_in)).unsqueeze(1)
-    masks = torch.from_numpy(load_images(slices, rows_in.assign(path=rows_in["mask_path"]))).unsqueeze(1)
+    masks = load_masks(slices, rows_in)
     size = tuple(model["image_size"])
     if tuple(reals.shape[-2:]) != size:
-        raise ValueError(f"{slices}: test images are {tuple(reals.shape[-2:])}, the model makes {size}")
-    scaled = masks.float() * (2.0 / model["mask_max"]) - 1.0
+        raise config.ConfigError(f"{slices}: test images are {tuple(reals.shape[-2:])}, the model makes {size}")
+    scaled = masks_to_model_range(masks, model["mask_max"])
     fakes = torch.cat([to_uint8(G(scaled[i:i + 32])) for i in range(0, len(scaled), 32)])
     mask_view = (masks.float() * (255.0 / model["mask_max"])).round().to(torch.uint8)
     (folder / "pairs").mkdir(parents=True)

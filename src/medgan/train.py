@@ -57,6 +57,16 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     return images.float().add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8).cpu()
 
 
+def load_masks(slices: Path, rows) -> torch.Tensor:
+    """The label masks of manifest rows as uint8 (N, 1, H, W)."""
+    return torch.from_numpy(load_images(slices, rows.assign(path=rows["mask_path"]))).unsqueeze(1)
+
+
+def masks_to_model_range(masks_uint8: torch.Tensor, mask_max: int) -> torch.Tensor:
+    """Label values 0..mask_max -> [-1, 1], the generator's input range in pix2pix."""
+    return masks_uint8.float().mul(2.0 / mask_max).sub_(1.0)
+
+
 def pick_device(setting: str) -> torch.device:
     if setting == "cuda" or (setting == "auto" and torch.cuda.is_available()):
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
@@ -116,14 +126,14 @@ class TrainingData:
         if "mask_path" not in rows or (rows["mask_path"].fillna("") == "").any():
             raise config.ConfigError(f"{slices}/manifest.csv: pix2pix needs a label mask per image "
                                      f"(column mask_path) — prepare the dataset with masks")
-        masks = torch.from_numpy(load_images(slices, rows.assign(path=rows["mask_path"]))).unsqueeze(1)
+        masks = load_masks(slices, rows)
         return _resized(masks, size, "nearest").to(device), max(1, int(masks.max()))
 
     def __len__(self) -> int:
         return len(self.images)
 
     def masks_to_model_range(self, masks_uint8: torch.Tensor) -> torch.Tensor:
-        return masks_uint8.float().mul_(2.0 / self.mask_max).sub_(1.0)
+        return masks_to_model_range(masks_uint8, self.mask_max)
 
     def batch(self, size: int, rng: torch.Generator, hflip: bool) -> Batch:
         idx = torch.randint(len(self), (size,), generator=rng).to(self.device)
