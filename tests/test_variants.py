@@ -160,7 +160,7 @@ def _collapsed(trainer):
 
 
 def test_guard_stops_on_an_injected_collapse(prepared, monkeypatch):
-    prepared["train"]["divergence"] = {"action": "stop", "window": 3, "collapse_std": 0.02, "max_rollbacks": 3}
+    prepared["train"]["divergence"].update(action="stop", window=3, collapse_std=0.02, mode_collapse="off")
     trainer = train.Trainer(prepared, "tiny_dcgan_tumour")
     monkeypatch.setattr(trainer, "train_step", _collapsed(trainer))
     monkeypatch.setattr(trainer, "generator_step", lambda batch, fake: {"loss_g": 0.0, "l1": 0.0, "fake_std": 0.0})
@@ -170,7 +170,7 @@ def test_guard_stops_on_an_injected_collapse(prepared, monkeypatch):
 
 def test_guard_rolls_back_to_the_last_checkpoint_then_gives_up(prepared, monkeypatch, capsys):
     prepared["train"].update(iterations=8, checkpoint_every=2)
-    prepared["train"]["divergence"] = {"action": "rollback", "window": 1, "collapse_std": 0.02, "max_rollbacks": 2}
+    prepared["train"]["divergence"].update(action="rollback", window=1, collapse_std=0.02, max_rollbacks=2)
     trainer = train.Trainer(prepared, "tiny_dcgan_tumour")
     real_step = trainer.train_step
     monkeypatch.setattr(trainer, "train_step",
@@ -179,6 +179,53 @@ def test_guard_rolls_back_to_the_last_checkpoint_then_gives_up(prepared, monkeyp
         trainer.run()
     out = capsys.readouterr().out
     assert "rolled back to step 2 (rollback 1/2)" in out and "rollback 2/2" in out
+
+
+def _constant_generator(trainer):
+    with torch.no_grad():
+        last = [m for m in trainer.G.modules() if isinstance(m, torch.nn.ConvTranspose2d)][-1]
+        last.weight.zero_()
+        last.weight.requires_grad_(False)  # stays collapsed: every noise vector gives one image
+
+
+def test_spread_is_zero_for_copies_and_one_for_the_real_batch():
+    real = torch.rand(8, 1, 16, 16)
+    assert train.sample_spread(real, real) == pytest.approx(1.0)
+    assert train.sample_spread(real[:1].repeat(8, 1, 1, 1), real) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_mode_collapse_is_flagged_in_log_and_model_and_training_goes_on(prepared, capsys):
+    prepared["train"]["divergence"].update(window=2, mode_collapse="warn")
+    trainer = train.Trainer(prepared, "tiny_dcgan_tumour")
+    _constant_generator(trainer)
+    trainer.run()
+    log = pd.read_csv(paths.path(paths.TRAIN_LOG, experiment="tiny_dcgan_tumour"), keep_default_na=False)
+    flagged = log[log["guard"] == "mode_collapse"]
+    assert list(flagged["step"]) == [2] and (log["spread"].astype(float) < 0.05).all()
+    model = torch.load(paths.path(paths.MODEL, experiment="tiny_dcgan_tumour"), weights_only=False)
+    assert [e["step"] for e in model["guard_events"]] == [2] and model["step"] == 6
+    assert "WARNING tiny_dcgan_tumour: step 2: mode collapse" in capsys.readouterr().out
+
+
+def test_mode_collapse_can_stop_training(prepared):
+    prepared["train"]["divergence"].update(window=2, mode_collapse="stop")
+    trainer = train.Trainer(prepared, "tiny_dcgan_tumour")
+    _constant_generator(trainer)
+    with pytest.raises(train.DivergenceError, match="step 2: mode collapse"):
+        trainer.run()
+
+
+def test_healthy_start_is_not_flagged(prepared):
+    prepared["train"]["divergence"].update(window=2, mode_collapse="stop")
+    trainer = train.Trainer(prepared, "tiny_dcgan_tumour")
+    trainer.run()
+    assert trainer.guard_events == [] and min(row["spread"] for row in trainer.log) > 0.2
+
+
+def test_cpu_training_is_fp32_unless_asked():
+    cpu = torch.device("cpu")
+    assert not train.uses_bf16("auto", cpu) and not train.uses_bf16("fp32", cpu)
+    assert train.uses_bf16("bf16", cpu) and train.uses_bf16("auto", torch.device("cuda", 0))
 
 
 # -- multi-process (DDP, gloo on CPU) -------------------------------------------------------

@@ -35,7 +35,8 @@ from .errors import MedganError
 from .losses import GANLoss, gradient_penalty, r1_penalty
 from .prepare import load_images, load_manifest
 
-LOG_FIELDS = ["step", "loss_d", "loss_g", "d_real", "d_fake", "d_accuracy", "penalty", "l1", "fake_std"]
+LOG_FIELDS = ["step", "loss_d", "loss_g", "d_real", "d_fake", "d_accuracy", "penalty", "l1", "fake_std",
+              "spread", "guard"]
 PROGRESS_COLUMNS = 8
 
 
@@ -73,16 +74,24 @@ def pick_device(setting: str) -> torch.device:
     return torch.device("cpu")
 
 
-def native_bf16(device: torch.device) -> bool:
-    """bf16 pays off on GPUs and on CPUs with bf16 instructions (AVX512-BF16, AMX); elsewhere
-    it is emulated and slower than fp32."""
-    if device.type == "cuda":
-        return True
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+def uses_bf16(precision: str, device: torch.device) -> bool:
+    """bf16 autocast by default on GPUs only: on a CPU it is opt-in (`precision: bf16`), because
+    CPUs with and without bf16 instructions would otherwise train the same params differently."""
+    return precision == "bf16" or (precision == "auto" and device.type == "cuda")
+
+
+def mean_pairwise_rms(images: torch.Tensor) -> torch.Tensor:
+    flat = images.detach().float().flatten(1)
+    n = len(flat)
+    distances = torch.cdist(flat, flat) / flat.shape[1] ** 0.5
+    return distances.sum() / max(1, n * (n - 1))
+
+
+def sample_spread(fake: torch.Tensor, real: torch.Tensor) -> float:
+    """How different the generated images of a batch are from each other, relative to how
+    different the real images of the batch are (~1 healthy, ~0 when G ignores its noise)."""
+    reference = mean_pairwise_rms(real)
+    return (mean_pairwise_rms(fake) / reference.clamp_min(1e-8)).item()
 
 
 # -- data --------------------------------------------------------------------------------------
@@ -199,7 +208,8 @@ class Trainer:
         self.seed = seed
         self.rng = torch.Generator().manual_seed(seed + 1000 * self.rank)
         self.fixed = self._fixed_inputs(torch.Generator().manual_seed(seed))
-        self.step, self.rollbacks, self.collapse_run = 0, 0, 0
+        self.step, self.rollbacks, self.collapse_run, self.spread_run = 0, 0, 0, 0
+        self.guard_events: list[dict] = []
         self.log: list[dict] = []
         self.progress: list[tuple[int, torch.Tensor]] = []
         self.total = total_steps(self.settings, len(self.data))
@@ -217,8 +227,7 @@ class Trainer:
         return self.rank == 0
 
     def autocast(self):
-        precision = self.train_cfg["precision"]
-        if precision == "bf16" or (precision == "auto" and native_bf16(self.device)):
+        if uses_bf16(self.train_cfg["precision"], self.device):
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
@@ -300,7 +309,9 @@ class Trainer:
             with self.autocast(), (contextlib.nullcontext() if last else torch.no_grad()):
                 fake = self.generate(self.G_run, batch, self.rng)
             d_metrics = self.discriminator_step(batch, fake)
-        return {**d_metrics, **self.generator_step(batch, fake)}  # the last fake serves the G step
+        metrics = {**d_metrics, **self.generator_step(batch, fake)}  # the last fake serves the G step
+        metrics["spread"] = sample_spread(fake, batch.images)
+        return metrics
 
     # -- divergence guard ---------------------------------------------------------------------
     def check_divergence(self, metrics: dict) -> str | None:
@@ -316,24 +327,53 @@ class Trainer:
                     f"(pixel std < {guard['collapse_std']}) for {guard['window']} steps")
         return None
 
-    def handle_divergence(self, reason: str) -> None:
+    def check_mode_collapse(self, metrics: dict) -> str | None:
+        """A collapse episode starts when `spread` stays below spread_min for `window` steps;
+        it is reported once, at that step, and ends when the spread recovers."""
         guard = self.train_cfg["divergence"]
+        if guard["mode_collapse"] == "off":
+            return None
+        self.spread_run = self.spread_run + 1 if metrics["spread"] < guard["spread_min"] else 0
+        if self.spread_run == guard["window"]:
+            return (f"mode collapse: generated images of a batch differ {1 / max(metrics['spread'], 1e-6):.0f}x "
+                    f"less than real ones (spread {metrics['spread']:.3f} < {guard['spread_min']} "
+                    f"for {guard['window']} steps)")
+        return None
+
+    def handle_mode_collapse(self, reason: str, metrics: dict) -> bool:
+        """Warn (recorded in the log and the model file) or act as `handle_divergence`.
+        True when training goes on from this step."""
+        action = self.train_cfg["divergence"]["mode_collapse"]
+        self.guard_events.append({"step": self.step, "guard": "mode_collapse", "reason": reason,
+                                  "action": action})
+        if action == "warn":
+            print(f"WARNING {self.name}: step {self.step}: {reason}. Try DiffAugment (train.diffaugment), "
+                  f"spectral_norm, minibatch_std, ema or r1_gamma")
+            self.log.append({"step": self.step, **metrics, "guard": "mode_collapse"})
+            return True
+        self.handle_divergence(reason, action)
+        return False
+
+    def handle_divergence(self, reason: str, action: str | None = None) -> None:
+        guard = self.train_cfg["divergence"]
+        action = action or guard["action"]
         message = (f"{self.name}: training diverged at step {self.step}: {reason}. Try a lower lr, "
                    f"DiffAugment (train.diffaugment), spectral_norm or r1_gamma")
-        if guard["action"] == "rollback" and self.checkpoint.exists() and self.rollbacks < guard["max_rollbacks"]:
+        if action == "rollback" and self.checkpoint.exists() and self.rollbacks < guard["max_rollbacks"]:
             rollbacks = self.rollbacks + 1
             self.load_checkpoint()
-            self.rollbacks, self.collapse_run = rollbacks, 0
+            self.rollbacks, self.collapse_run, self.spread_run = rollbacks, 0, 0
             self.rng.manual_seed(self.seed + 1000 * self.rank + 7919 * rollbacks)  # a different path
             print(f"{message}\n  rolled back to step {self.step} (rollback {rollbacks}/{guard['max_rollbacks']})")
             return
-        raise DivergenceError(message + (" — or train.divergence.action: rollback" if guard["action"] == "stop"
+        raise DivergenceError(message + (" — or train.divergence.action: rollback" if action == "stop"
                                          else f" — rollbacks exhausted ({self.rollbacks})"))
 
     # -- checkpoints --------------------------------------------------------------------------
     def state(self) -> dict:
         return {"step": self.step, "fingerprint": self.fingerprint, "log": self.log,
-                "progress": self.progress, "rollbacks": self.rollbacks,
+                "progress": self.progress, "rollbacks": self.rollbacks, "guard_events": self.guard_events,
+                "spread_run": self.spread_run, "collapse_run": self.collapse_run,
                 "G": self.G.state_dict(), "D": self.D.state_dict(),
                 "G_ema": self.G_ema.state_dict() if self.G_ema is not None else None,
                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
@@ -358,7 +398,8 @@ class Trainer:
         np.random.set_state(state["numpy_rng"])
         random.setstate(state["python_rng"])
         self.step, self.log, self.progress = state["step"], state["log"], state["progress"]
-        self.rollbacks = state["rollbacks"]
+        self.rollbacks, self.guard_events = state["rollbacks"], state["guard_events"]
+        self.spread_run, self.collapse_run = state["spread_run"], state["collapse_run"]
 
     def try_resume(self) -> bool:
         if not self.checkpoint.exists():
@@ -402,9 +443,13 @@ class Trainer:
                     self.handle_divergence(reason)
                     bar.n = self.step
                     continue
+                collapse = self.check_mode_collapse(metrics)
+                if collapse and not self.handle_mode_collapse(collapse, metrics):
+                    bar.n = self.step
+                    continue
                 bar.update(1)
-                if self.step % cfg["log_every"] == 0 or self.step == self.total:
-                    self.log.append({"step": self.step, **metrics})
+                if (self.step % cfg["log_every"] == 0 or self.step == self.total) and not collapse:
+                    self.log.append({"step": self.step, **metrics, "guard": ""})
                     bar.set_postfix(loss_d=f"{metrics['loss_d']:.3f}", loss_g=f"{metrics['loss_g']:.3f}")
                 if self.step % cfg["progress_every"] == 0 or self.step == self.total:
                     self.snapshot()
@@ -417,7 +462,7 @@ class Trainer:
         G = self.G_ema if self.G_ema is not None else self.G
         model = {"variant": self.exp["variant"], "experiment": self.name, "hp": self.hp,
                  "image_size": self.settings["image_size"], "classes": self.settings["classes"],
-                 "mask_max": self.data.mask_max, "step": self.step,
+                 "mask_max": self.data.mask_max, "step": self.step, "guard_events": self.guard_events,
                  "G": {k: v.cpu() for k, v in G.state_dict().items()}}
         with atomic_file(paths.path(paths.MODEL, experiment=self.name)) as tmp:
             torch.save(model, tmp)
@@ -425,7 +470,7 @@ class Trainer:
             with open(tmp, "w", newline="") as f:
                 writer = csv.DictWriter(f, fieldnames=LOG_FIELDS)
                 writer.writeheader()
-                writer.writerows({k: row[k] for k in LOG_FIELDS} for row in self.log)
+                writer.writerows({k: row.get(k, "") for k in LOG_FIELDS} for row in self.log)
         write_progress(self.progress, paths.path(paths.PROGRESS, experiment=self.name))
 
 
