@@ -19,7 +19,8 @@ VERBS = {
     "sample": "write N generated images and a grid for EXPERIMENT",
     "evaluate": "metrics of EXPERIMENT's samples against held-out real images",
     "baseline": "real-vs-real floor of DATASET: the metrics between two halves of its held-out images",
-    "summarize": "one table of all experiments' metrics (summary.csv and summary.md)",
+    "summarize": "one table of all experiments' metrics (summary.csv and summary.md); removes the "
+                 "results of experiments and datasets that params.yaml no longer has",
 }
 TARGETS = {"phantoms": "NAME", "check-data": "DATASET", "prepare": "DATASET", "train": "EXPERIMENT",
            "sample": "EXPERIMENT", "evaluate": "EXPERIMENT", "baseline": "DATASET"}
@@ -103,7 +104,10 @@ def run(args: argparse.Namespace) -> None:
     elif args.verb == "summarize":
         from . import evaluate
 
+        from . import prune
+
         evaluate.summarize(params)
+        prune.remove_stale(params)
 
 
 def run_prepare(args: argparse.Namespace, params: dict) -> None:
