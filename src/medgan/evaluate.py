@@ -93,10 +93,20 @@ def evaluate(params: dict, name: str) -> dict:
                      manifest, samples, is_baseline=False)
     results = {"experiment": name, **exp, "seed": params["seed"], "real_split": split,
                "n_real": len(inp.real), "n_fake": len(inp.fake), "n_train": len(inp.train),
-               "metrics": run_metrics(inp)}
+               "training": training_signals(name), "metrics": run_metrics(inp)}
     write_closest_pairs(inp, paths.path(paths.CLOSEST_PAIRS, experiment=name))
     write_json(paths.path(paths.METRICS, experiment=name), results)
     return results
+
+
+def training_signals(name: str) -> dict:
+    """What the training log says about the run: the guard's flags (steps where mode collapse
+    was detected) and the last cross-sample spread (generated vs real, ~1 healthy, ~0 collapsed)."""
+    log = pd.read_csv(paths.path(paths.TRAIN_LOG, experiment=name), keep_default_na=False)
+    flagged = log[log["guard"] != ""] if "guard" in log else log.iloc[:0]
+    spread = pd.to_numeric(log["spread"], errors="coerce") if "spread" in log else pd.Series(dtype=float)
+    return {"guard": [{"step": int(r.step), "flag": r.guard} for r in flagged.itertuples()],
+            "spread_last": None if spread.dropna().empty else float(spread.dropna().iloc[-1])}
 
 
 def split_halves(cases: list[str], seed: int) -> tuple[np.ndarray, str]:

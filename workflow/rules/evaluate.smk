@@ -2,6 +2,7 @@ rule evaluate:
     input:
         samples=paths.SAMPLES,
         slices=slices_of_experiment,
+        train_log=paths.TRAIN_LOG,
     output:
         metrics=paths.METRICS,
         closest_pairs=paths.CLOSEST_PAIRS,
