@@ -208,7 +208,9 @@ class Trainer:
         self.seed = seed
         self.rng = torch.Generator().manual_seed(seed + 1000 * self.rank)
         self.fixed = self._fixed_inputs(torch.Generator().manual_seed(seed))
-        self.step, self.rollbacks, self.collapse_run, self.spread_run = 0, 0, 0, 0
+        self.step, self.rollbacks, self.collapse_run = 0, 0, 0
+        self.spreads: list[float] = []
+        self.in_collapse = False
         self.guard_events: list[dict] = []
         self.log: list[dict] = []
         self.progress: list[tuple[int, torch.Tensor]] = []
@@ -328,16 +330,20 @@ class Trainer:
         return None
 
     def check_mode_collapse(self, metrics: dict) -> str | None:
-        """A collapse episode starts when `spread` stays below spread_min for `window` steps;
-        it is reported once, at that step, and ends when the spread recovers."""
+        """A collapse episode starts when the mean `spread` over the last `window` steps falls
+        below spread_min (a mean: one batch's spread is noisy); it is reported once, at that
+        step, and ends when the mean recovers."""
         guard = self.train_cfg["divergence"]
         if guard["mode_collapse"] == "off":
             return None
-        self.spread_run = self.spread_run + 1 if metrics["spread"] < guard["spread_min"] else 0
-        if self.spread_run == guard["window"]:
-            return (f"mode collapse: generated images of a batch differ {1 / max(metrics['spread'], 1e-6):.0f}x "
-                    f"less than real ones (spread {metrics['spread']:.3f} < {guard['spread_min']} "
-                    f"for {guard['window']} steps)")
+        self.spreads = (self.spreads + [metrics["spread"]])[-guard["window"]:]
+        mean = sum(self.spreads) / len(self.spreads)
+        collapsed = len(self.spreads) == guard["window"] and mean < guard["spread_min"]
+        starts = collapsed and not self.in_collapse
+        self.in_collapse = collapsed
+        if starts:
+            return (f"mode collapse: generated images of a batch differ {1 / max(mean, 1e-6):.1f}x less "
+                    f"than real ones (mean spread {mean:.3f} < {guard['spread_min']} over {guard['window']} steps)")
         return None
 
     def handle_mode_collapse(self, reason: str, metrics: dict) -> bool:
@@ -362,7 +368,7 @@ class Trainer:
         if action == "rollback" and self.checkpoint.exists() and self.rollbacks < guard["max_rollbacks"]:
             rollbacks = self.rollbacks + 1
             self.load_checkpoint()
-            self.rollbacks, self.collapse_run, self.spread_run = rollbacks, 0, 0
+            self.rollbacks, self.collapse_run, self.spreads, self.in_collapse = rollbacks, 0, [], False
             self.rng.manual_seed(self.seed + 1000 * self.rank + 7919 * rollbacks)  # a different path
             print(f"{message}\n  rolled back to step {self.step} (rollback {rollbacks}/{guard['max_rollbacks']})")
             return
@@ -373,7 +379,7 @@ class Trainer:
     def state(self) -> dict:
         return {"step": self.step, "fingerprint": self.fingerprint, "log": self.log,
                 "progress": self.progress, "rollbacks": self.rollbacks, "guard_events": self.guard_events,
-                "spread_run": self.spread_run, "collapse_run": self.collapse_run,
+                "spreads": self.spreads, "in_collapse": self.in_collapse, "collapse_run": self.collapse_run,
                 "G": self.G.state_dict(), "D": self.D.state_dict(),
                 "G_ema": self.G_ema.state_dict() if self.G_ema is not None else None,
                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
@@ -399,7 +405,8 @@ class Trainer:
         random.setstate(state["python_rng"])
         self.step, self.log, self.progress = state["step"], state["log"], state["progress"]
         self.rollbacks, self.guard_events = state["rollbacks"], state["guard_events"]
-        self.spread_run, self.collapse_run = state["spread_run"], state["collapse_run"]
+        self.spreads, self.in_collapse = state["spreads"], state["in_collapse"]
+        self.collapse_run = state["collapse_run"]
 
     def try_resume(self) -> bool:
         if not self.checkpoint.exists():
