@@ -38,6 +38,7 @@ from .prepare import load_images, load_manifest
 LOG_FIELDS = ["step", "loss_d", "loss_g", "d_real", "d_fake", "d_accuracy", "penalty", "l1", "fake_std",
               "spread", "guard"]
 PROGRESS_COLUMNS = 8
+SPREAD_RECOVERY = 1.25  # a collapse episode ends when the mean spread is back above 1.25 x spread_min
 
 
 class DivergenceError(MedganError, RuntimeError):
@@ -332,15 +333,16 @@ class Trainer:
     def check_mode_collapse(self, metrics: dict) -> str | None:
         """A collapse episode starts when the mean `spread` over the last `window` steps falls
         below spread_min (a mean: one batch's spread is noisy); it is reported once, at that
-        step, and ends when the mean recovers."""
+        step, and ends only when the mean recovers clearly (above RECOVERY x spread_min), so a
+        run hovering at the threshold is not reported again and again."""
         guard = self.train_cfg["divergence"]
         if guard["mode_collapse"] == "off":
             return None
         self.spreads = (self.spreads + [metrics["spread"]])[-guard["window"]:]
         mean = sum(self.spreads) / len(self.spreads)
-        collapsed = len(self.spreads) == guard["window"] and mean < guard["spread_min"]
-        starts = collapsed and not self.in_collapse
-        self.in_collapse = collapsed
+        full = len(self.spreads) == guard["window"]
+        starts = full and not self.in_collapse and mean < guard["spread_min"]
+        self.in_collapse = full and mean < guard["spread_min"] * (SPREAD_RECOVERY if self.in_collapse else 1.0)
         if starts:
             return (f"mode collapse: generated images of a batch differ {1 / max(mean, 1e-6):.1f}x less "
                     f"than real ones (mean spread {mean:.3f} < {guard['spread_min']} over {guard['window']} steps)")
