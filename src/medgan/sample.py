@@ -17,8 +17,9 @@ from torchvision.utils import make_grid
 
 from . import config, paths, variants
 from .atomic import atomic_dir, atomic_file
+from .modelio import load_generator
 from .prepare import load_images, load_manifest
-from .train import load_generator, load_masks, masks_to_model_range, to_uint8
+from .train import load_masks, masks_to_model_range, to_uint8
 
 
 def save_grid(images_uint8: torch.Tensor, out, columns: int) -> None:
