@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import os
 from importlib import resources
 from pathlib import Path
@@ -23,6 +24,13 @@ class ConfigError(MedganError, ValueError):
 def load_schema() -> dict:
     text = resources.files("medgan").joinpath("params.schema.yaml").read_text()
     return yaml.safe_load(text)
+
+
+@functools.cache
+def _schema_validator() -> jsonschema.Draft202012Validator:
+    """A plain validator of the whole schema; `evolve(schema=part)` checks one section with
+    its $refs resolved against the whole."""
+    return jsonschema.Draft202012Validator(load_schema())
 
 
 def _validator_filling_defaults():
@@ -120,24 +128,50 @@ def classes_of(params: dict, exp: dict) -> list[str]:
     return list(classes) if exp["class"] == "all" else [exp["class"]]
 
 
-def _overridden(defaults: dict, overrides: dict, where: str) -> dict:
+def _merged(defaults: dict, overrides: dict) -> dict:
+    """Overrides on top of the section's values; a nested mapping (train.divergence) is merged
+    key by key, so that overriding one of its keys keeps the others."""
+    merged = dict(defaults)
+    for key, value in overrides.items():
+        both = isinstance(value, dict) and isinstance(defaults.get(key), dict)
+        merged[key] = {**defaults[key], **value} if both else value
+    return merged
+
+
+def _overridden(defaults: dict, overrides, where: str, section: tuple[str, ...]) -> dict:
+    """A section with an experiment's overrides applied, validated against the schema of the
+    top-level section at `section` (the same definition, so the same rules)."""
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"params.yaml is invalid:\n  - at '{where}': must be a mapping of "
+                          f"{'.'.join(section)} keys, got {overrides!r}")
     unknown = sorted(set(overrides) - set(defaults))
     if unknown:
         raise ConfigError(f"params.yaml is invalid:\n  - at '{where}': unknown key(s) {unknown} "
                           f"(known: {', '.join(sorted(defaults))})")
-    return {**defaults, **overrides}
+    merged = _merged(defaults, overrides)
+    validator = _schema_validator()
+    schema = validator.schema
+    for key in section:
+        schema = schema["properties"][key]
+    errors = sorted(validator.evolve(schema=schema).iter_errors(merged), key=str)
+    if errors:
+        lines = [f"  - at '{where}.{_key_path(e)}': {e.message}" for e in errors]
+        raise ConfigError("params.yaml is invalid:\n" + "\n".join(lines))
+    return merged
 
 
 def training_settings(params: dict, name: str) -> dict:
     """Everything that decides a training run of one experiment, overrides applied."""
     exp = experiment(params, name)
+    variant = exp["variant"]
     return {
         "seed": params["seed"],
         "experiment": exp,
         "classes": classes_of(params, exp),
         "image_size": list(exp.get("image_size") or params["datasets"][exp["dataset"]]["image_size"]),
-        "hp": _overridden(params["variants"][exp["variant"]], exp.get("hp", {}), f"experiments.{name}.hp"),
-        "train": _overridden(params["train"], exp.get("train", {}), f"experiments.{name}.train"),
+        "hp": _overridden(params["variants"][variant], exp.get("hp", {}), f"experiments.{name}.hp",
+                          ("variants", variant)),
+        "train": _overridden(params["train"], exp.get("train", {}), f"experiments.{name}.train", ("train",)),
     }
 
 
