@@ -82,10 +82,35 @@ def _check_references(params: dict, source: str) -> None:
             except ConfigError as err:
                 problems.append(str(err).split("\n", 1)[1])
     for name, dataset in params["datasets"].items():
-        if abs(sum(dataset["split"].values()) - 1.0) > 1e-6:
-            problems.append(f"  - at 'datasets.{name}.split': ratios must sum to 1")
+        problems += [f"  - at 'datasets.{name}.{key}': {text}" for key, text in _dataset_problems(dataset)]
     if problems:
         raise ConfigError(f"{source} is invalid:\n" + "\n".join(problems))
+
+
+LAYOUTS_OF_KIND = {"volumes": ("lits", "msd", "custom"), "class_folders": ("covid_ct", "brain_mri", "custom", "lits"),
+                   "paired_folders": ("custom", "lits")}  # lits: the schema default, no preset for 2D kinds
+
+
+def _dataset_problems(dataset: dict) -> list[tuple[str, str]]:
+    """(key, problem) pairs of one dataset entry that the schema cannot express."""
+    problems = []
+    if abs(sum(dataset["split"].values()) - 1.0) > 1e-6:
+        problems.append(("split", "ratios must sum to 1"))
+    if dataset["layout"] not in LAYOUTS_OF_KIND[dataset["kind"]]:
+        known = [x for x in LAYOUTS_OF_KIND[dataset["kind"]] if x != "lits" or dataset["kind"] == "volumes"]
+        problems.append(("layout", f"'{dataset['layout']}' is not a layout of kind {dataset['kind']} "
+                                   f"(use {', '.join(known)})"))
+    for key in ("window", "input_range"):
+        value = dataset.get(key)
+        if isinstance(value, list) and not value[0] < value[1]:
+            problems.append((key, f"{value}: low must be below high (e.g. {[-100, 400] if key == 'window' else [0, 4095]})"))
+    if dataset["kind"] == "volumes":
+        for key in ("organ_labels", "lesion_labels"):
+            outside = sorted(set(dataset[key]) - set(dataset["label_values"]))
+            if outside:
+                problems.append((key, f"{outside} not in label_values {dataset['label_values']} — no slice "
+                                      f"could ever count them; fix {key} or label_values"))
+    return problems
 
 
 def params_path(path: str | os.PathLike | None = None) -> Path:
