@@ -16,7 +16,7 @@ from .metrics import REGISTRY
 from .metrics.common import ImageSet, Inputs, MetricSkipped, load_gray, skipped
 from .metrics.features import FeatureStore
 from .metrics.memorisation import CLOSEST_SHOWN, nearest, save_closest_pairs
-from .prepare import load_manifest
+from .prepare import DataError, load_manifest
 
 PREPROCESSING_KEYS = ("kind", "layout", "raw", "image_size", "window", "min_organ_pixels",
                       "min_lesion_pixels", "split")
@@ -45,8 +45,21 @@ def real_set(params: dict, dataset: str, manifest: pd.DataFrame, split: str, cls
 
 
 def samples_with_files(name: str) -> pd.DataFrame:
+    """samples.csv (the samples contract), checked: columns present, every listed file there."""
     folder = paths.path(paths.SAMPLES, experiment=name)
-    index = pd.read_csv(folder / "samples.csv", dtype={"pair": str})
+    index_path = folder / "samples.csv"
+    if not index_path.is_file():
+        raise DataError(f"{index_path} not found — run `medgan sample {name}` first")
+    try:
+        index = pd.read_csv(index_path, dtype={"pair": str})
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise DataError(f"{index_path}: not a readable CSV ({err}) — rerun `medgan sample {name}`") from None
+    missing = [c for c in ("path", "class", "kind") if c not in index]
+    absent = [] if missing else [p for p in index["path"] if not isinstance(p, str) or not (folder / p).is_file()]
+    if missing or absent:
+        what = f"column(s) {missing} missing" if missing else \
+            f"{len(absent)} listed file(s) missing (e.g. {folder / str(absent[0])})"
+        raise DataError(f"{index_path}: {what} — rerun `medgan sample {name}`")
     return index.assign(file=[str(folder / p) for p in index["path"]])
 
 
