@@ -110,3 +110,14 @@ def test_both_checkpoints_damaged_starts_over_and_says_so(prepared, capsys):
     assert f"{folder / 'previous.pt'}: damaged" in out and "starting over" in out
     assert "Traceback" not in out and f"resuming {NAME}" not in out
     assert _same(straight, _weights(paths.path(paths.MODEL, experiment=NAME)))
+
+
+def test_payload_in_the_fid_weights_runs_nothing(tmp_path):
+    from medgan.metrics import fid
+
+    marker = tmp_path / "pwned"
+    weights = tmp_path / fid.WEIGHTS_FILE
+    _plant(weights, marker)
+    with pytest.raises(modelio.UnsafeFileError, match=fid.WEIGHTS_FILE):
+        fid.inception_model(weights)
+    assert not marker.exists()
