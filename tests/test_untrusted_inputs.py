@@ -138,3 +138,25 @@ def test_object_pickle_in_params_is_not_loaded(tmp_path, capsys):
     path.write_text(f"seed: !!python/object/apply:os.system ['touch {marker}']\n")
     assert cli.main(["summarize", "--params", str(path)]) == 2
     assert not marker.exists() and "not valid YAML" in capsys.readouterr().err
+
+
+def test_phantoms_never_replace_a_folder_given_with_out(tmp_path, monkeypatch, capsys):
+    import yaml
+
+    from conftest import TINY
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(TINY))
+    real = tmp_path / "my_lits"
+    real.mkdir()
+    (real / "volume-0.nii").write_bytes(b"a patient")
+    assert cli.main(["phantoms", "tiny", "--out", str(real)]) == 2
+    assert "exists and is not empty" in capsys.readouterr().err
+    assert (real / "volume-0.nii").read_bytes() == b"a patient"
+
+
+def test_network_size_error_is_a_user_error():
+    from medgan import networks
+
+    with pytest.raises(networks.SizeError, match="image_size"):
+        networks.upsampling_steps(33, 33)
