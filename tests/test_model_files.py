@@ -121,3 +121,11 @@ def test_payload_in_the_fid_weights_runs_nothing(tmp_path):
     with pytest.raises(modelio.UnsafeFileError, match=fid.WEIGHTS_FILE):
         fid.inception_model(weights)
     assert not marker.exists()
+
+
+def test_model_file_of_another_experiment_is_refused_by_sample(prepared, capsys):
+    train.train(prepared, "tiny_dcgan_healthy")
+    paths.path(paths.MODEL, experiment="tiny_dcgan_healthy").rename(paths.path(paths.MODEL, experiment=NAME))
+    capsys.readouterr()
+    assert cli.main(["sample", NAME]) == 2
+    assert "trained for experiment 'tiny_dcgan_healthy'" in capsys.readouterr().err

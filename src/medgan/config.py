@@ -103,7 +103,8 @@ def _dataset_problems(dataset: dict) -> list[tuple[str, str]]:
     for key in ("window", "input_range"):
         value = dataset.get(key)
         if isinstance(value, list) and not value[0] < value[1]:
-            problems.append((key, f"{value}: low must be below high (e.g. {[-100, 400] if key == 'window' else [0, 4095]})"))
+            example = [-100, 400] if key == "window" else [0, 4095]
+            problems.append((key, f"{value}: low must be below high (e.g. {example})"))
     if dataset["kind"] == "volumes":
         for key in ("organ_labels", "lesion_labels"):
             outside = sorted(set(dataset[key]) - set(dataset["label_values"]))
