@@ -160,3 +160,27 @@ def test_network_size_error_is_a_user_error():
 
     with pytest.raises(networks.SizeError, match="image_size"):
         networks.upsampling_steps(33, 33)
+
+
+def test_summarize_names_a_missing_or_damaged_metrics_file(tmp_path, monkeypatch, capsys):
+    import yaml
+
+    from conftest import TINY
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(TINY))
+    first = paths.path(paths.METRICS, experiment="tiny_dcgan_healthy")
+    assert cli.main(["summarize"]) == 2
+    assert f"{first} not found — run `medgan evaluate tiny_dcgan_healthy`" in capsys.readouterr().err
+    first.parent.mkdir(parents=True)
+    first.write_text('{"experiment": ')
+    assert cli.main(["summarize"]) == 2
+    assert f"{first}: damaged JSON" in capsys.readouterr().err
+
+
+def test_damaged_interim_rows_are_named(tmp_path):
+    from medgan.ingest.writer import read_unit_rows
+
+    (tmp_path / "rows.csv").write_bytes(b'a,b\n"1,2\n')
+    with pytest.raises(DataError, match="rows.csv: damaged"):
+        read_unit_rows(tmp_path)

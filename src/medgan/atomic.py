@@ -75,3 +75,16 @@ def write_text(final: str | os.PathLike, text: str) -> None:
 
 def write_json(final: str | os.PathLike, data) -> None:
     write_text(final, json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def read_json(path: str | os.PathLike, remedy: str):
+    """A JSON file another stage wrote; a missing or damaged one names itself and `remedy`."""
+    from .errors import MedganError
+
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise MedganError(f"{path} not found — {remedy}") from None
+    except (OSError, ValueError) as err:
+        raise MedganError(f"{path}: damaged JSON ({err}) — {remedy}") from None

@@ -4,14 +4,13 @@ registry; baseline: the same metrics between two disjoint halves of the real hel
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from . import config, paths
-from .atomic import atomic_file, write_json
+from .atomic import atomic_file, read_json, write_json
 from .metrics import REGISTRY
 from .metrics.common import ImageSet, Inputs, MetricSkipped, load_gray, skipped
 from .metrics.features import FeatureStore
@@ -192,14 +191,14 @@ def summary_rows(params: dict) -> tuple[list[dict], list[dict]]:
     names, rows, cells = metric_names(params), [], []
     pairs_seen = []
     for name in params["experiments"]:
-        result = json.loads(paths.path(paths.METRICS, experiment=name).read_text())
+        result = read_json(paths.path(paths.METRICS, experiment=name), f"run `medgan evaluate {name}`")
         base = {k: result[k] for k in ("experiment", "dataset", "variant", "class", "seed", "n_real", "n_fake")}
         row, md = flat_row(base, result["metrics"], names)
         rows.append(row)
         cells.append(md)
         pairs_seen.append((result["dataset"], result["class"]))
     for dataset in params["datasets"]:
-        floor = json.loads(paths.path(paths.BASELINE, dataset=dataset).read_text())
+        floor = read_json(paths.path(paths.BASELINE, dataset=dataset), f"run `medgan baseline {dataset}`")
         for cls, result in floor["classes"].items():
             base = {"experiment": f"baseline: real vs real ({result.get('halves', 'not computed')})",
                     "dataset": dataset, "variant": "real-vs-real", "class": cls, "seed": floor["seed"],
