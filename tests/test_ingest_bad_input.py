@@ -316,3 +316,15 @@ def test_float_image_without_an_input_range_is_refused(tmp_path, raw_sets):
     assert "input_range" in fails_cleanly(tmp_path, "brain_mri", raw, "Y_float.tif")
     manifest = prepare.prepare_dataset("x", settings_for("brain_mri", raw, input_range=[0, 1]), tmp_path / "s", seed=0)
     assert manifest["source"].str.endswith("Y_float.tif").any()
+
+
+@pytest.mark.parametrize("overrides, says", [
+    ({"case_regex": r"volume-\d+"}, r"case_regex.*needs a group"),
+    ({"case_regex": r"volume-(\d+"}, r"case_regex.*not a valid regular expression"),
+    ({"labels": "{folder}/segmentation-{case}{ext}"}, r"labels.*unknown field\(s\) \['folder'\]"),
+])
+def test_custom_layout_patterns_are_checked_up_front(tmp_path, overrides, says):
+    custom = {"layout": "custom", "images": "volume-*.nii.gz", "case_regex": r"^volume-(\d+)",
+              "labels": "{dir}/segmentation-{case}{ext}"}
+    with pytest.raises(config.ConfigError, match=r"datasets\.d\." + says):
+        settings_for("lits", tmp_path, **{**custom, **overrides})

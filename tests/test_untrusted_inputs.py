@@ -184,3 +184,14 @@ def test_damaged_interim_rows_are_named(tmp_path):
     (tmp_path / "rows.csv").write_bytes(b'a,b\n"1,2\n')
     with pytest.raises(DataError, match="rows.csv: damaged"):
         read_unit_rows(tmp_path)
+
+
+def test_cuda_requested_without_a_gpu_is_a_user_error(monkeypatch):
+    import torch
+
+    from medgan import config, train
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(config.ConfigError, match="train.device is 'cuda'"):
+        train.pick_device("cuda")
+    assert train.pick_device("auto").type == "cpu"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import functools
 import os
+import re
+import string
 from importlib import resources
 from pathlib import Path
 
@@ -105,12 +107,38 @@ def _dataset_problems(dataset: dict) -> list[tuple[str, str]]:
         if isinstance(value, list) and not value[0] < value[1]:
             example = [-100, 400] if key == "window" else [0, 4095]
             problems.append((key, f"{value}: low must be below high (e.g. {example})"))
+    problems += _pattern_problems(dataset)
     if dataset["kind"] == "volumes":
         for key in ("organ_labels", "lesion_labels"):
             outside = sorted(set(dataset[key]) - set(dataset["label_values"]))
             if outside:
                 problems.append((key, f"{outside} not in label_values {dataset['label_values']} — no slice "
                                       f"could ever count them; fix {key} or label_values"))
+    return problems
+
+
+LABEL_FIELDS = ("dir", "case", "name", "ext")
+
+
+def _pattern_problems(dataset: dict) -> list[tuple[str, str]]:
+    problems = []
+    if dataset.get("case_regex"):
+        try:
+            groups = re.compile(dataset["case_regex"]).groups
+        except re.error as err:
+            problems.append(("case_regex", f"not a valid regular expression ({err})"))
+        else:
+            if groups < 1:
+                problems.append(("case_regex", "needs a group, e.g. '^volume-(\\d+)\\.nii', whose match is the case id"))
+    if dataset.get("labels"):
+        try:
+            fields = {f for _, f, _, _ in string.Formatter().parse(dataset["labels"]) if f is not None}
+        except ValueError as err:
+            problems.append(("labels", f"not a valid pattern ({err}); fields are {{{'}, {'.join(LABEL_FIELDS)}}}"))
+        else:
+            unknown = sorted(fields - set(LABEL_FIELDS))
+            if unknown:
+                problems.append(("labels", f"unknown field(s) {unknown}; use {{{'}, {'.join(LABEL_FIELDS)}}}"))
     return problems
 
 

@@ -69,6 +69,9 @@ def masks_to_model_range(masks_uint8: torch.Tensor, mask_max: int) -> torch.Tens
 
 
 def pick_device(setting: str) -> torch.device:
+    if setting == "cuda" and not torch.cuda.is_available():
+        raise config.ConfigError("train.device is 'cuda' but this machine has no usable CUDA GPU — use "
+                                 "device: auto (GPU when there is one) or cpu")
     if setting == "cuda" or (setting == "auto" and torch.cuda.is_available()):
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     return torch.device("cpu")
