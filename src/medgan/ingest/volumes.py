@@ -147,6 +147,10 @@ def read_image(path: str | Path) -> sitk.Image:
     path = Path(path)
     try:
         if path.is_dir():
+            series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(path))
+            if len(series) > 1:  # SimpleITK would silently read the first one only
+                raise DataError(f"{path}: folder holds {len(series)} DICOM series ({', '.join(series[:3])}) — "
+                                f"keep one series per folder (move the others out, e.g. scouts)")
             names = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path))
             if not names:
                 raise DataError(f"{path}: folder holds no DICOM series — point the pattern at the series folder")
