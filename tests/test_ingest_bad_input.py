@@ -328,3 +328,14 @@ def test_custom_layout_patterns_are_checked_up_front(tmp_path, overrides, says):
               "labels": "{dir}/segmentation-{case}{ext}"}
     with pytest.raises(config.ConfigError, match=r"datasets\.d\." + says):
         settings_for("lits", tmp_path, **{**custom, **overrides})
+
+
+def test_image_missing_from_a_required_metadata_table_is_reported(tmp_path, raw_sets):
+    clean = prepare.prepare_dataset("x", settings_for("covid_ct", raw_sets["covid_ct"], patient_ids="metadata"),
+                                    tmp_path / "clean", seed=0)
+    assert len(clean)
+    raw = copy_raw(raw_sets, "covid_ct", tmp_path)
+    first = sorted((raw / "CT_COVID").iterdir())[0]
+    (raw / "CT_COVID" / f"unlisted{first.suffix}").write_bytes(first.read_bytes())
+    assert "not in the metadata table" in fails_cleanly(tmp_path, "covid_ct", raw, f"unlisted{first.suffix}",
+                                                        patient_ids="metadata")

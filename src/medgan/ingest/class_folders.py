@@ -113,8 +113,11 @@ def list_units(dataset: dict) -> tuple[list[Unit], list[str]]:
                             f"images or remove the class from params.yaml")
         problems += duplicate_stems(files) + unused_entries(folder)
         for path in files:
-            case = patients.get(path.name) or patients.get(path.stem) \
-                or case_from_stem(path.stem, dataset.get("case_regex"))
+            listed = patients.get(path.name) or patients.get(path.stem)
+            if not listed and dataset.get("patient_ids") == "metadata":
+                problems.append(f"{path}: not in the metadata table, so its patient is unknown — add it there "
+                                f"or use patient_ids: auto (one patient per unlisted file)")
+            case = listed or case_from_stem(path.stem, dataset.get("case_regex"))
             preset = authors.get(path.name, "")
             if authors and not preset:
                 problems.append(f"{path}: not listed in any authors' split file — add it there or unset "
