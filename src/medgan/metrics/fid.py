@@ -71,7 +71,7 @@ def inception_model(weights: Path):
 
     from ..modelio import safe_load
 
-    # pytorch-fid loads with torch.hub's weights_only=False: vet the file first, so that a
+    # pytorch-fid loads through torch.hub, which unpickles anything: vet the file first, so that a
     # planted pickle in the hub cache or at inception_weights is refused instead of run.
     safe_load(weights)
     with _hub_dir_holding(weights):
