@@ -129,3 +129,17 @@ def test_model_file_of_another_experiment_is_refused_by_sample(prepared, capsys)
     capsys.readouterr()
     assert cli.main(["sample", NAME]) == 2
     assert "trained for experiment 'tiny_dcgan_healthy'" in capsys.readouterr().err
+
+
+def test_checkpoint_whose_weights_do_not_fit_starts_over(prepared, capsys):
+    trainer = train.Trainer(prepared, NAME)
+    trainer.run(stop_after=3)
+    folder = paths.path(paths.CHECKPOINTS, experiment=NAME)
+    state = torch.load(folder / "last.pt", weights_only=True)
+    key = next(iter(state["G"]))
+    state["G"][key] = torch.zeros(3, 3)  # as if saved by a medgan with other networks
+    torch.save(state, folder / "last.pt")
+    capsys.readouterr()
+    fresh = train.Trainer(prepared, NAME)
+    assert fresh.try_resume() is False and fresh.step == 0
+    assert f"{folder / 'last.pt'}: does not fit this experiment's networks (G.{key}: shape (3, 3)" in capsys.readouterr().out

@@ -111,6 +111,20 @@ def load_checkpoint(folder: str | os.PathLike, map_location="cpu") -> tuple[dict
     return None
 
 
+def misfit(state: dict, nets: dict[str, nn.Module | None]) -> str | None:
+    """Why a checkpoint's weights cannot be loaded into `nets` (names, shapes), or None."""
+    for name, net in nets.items():
+        if net is None:
+            continue
+        saved, wanted = state.get(name), net.state_dict()
+        if not isinstance(saved, dict) or saved.keys() != wanted.keys():
+            return f"{name}: other parameter names"
+        for key, tensor in wanted.items():
+            if not isinstance(saved[key], torch.Tensor) or saved[key].shape != tensor.shape:
+                return f"{name}.{key}: shape {tuple(getattr(saved[key], 'shape', ()))}, expected {tuple(tensor.shape)}"
+    return None
+
+
 def remove_checkpoints(folder: str | os.PathLike) -> None:
     for name in (LAST, PREVIOUS):
         (Path(folder) / name).unlink(missing_ok=True)

@@ -373,6 +373,11 @@ class Trainer:
         if state["fingerprint"] != self.fingerprint:
             print(f"{path}: made with other params — starting over")
             return False
+        misfit = modelio.misfit(state, {"G": self.G, "D": self.D, "G_ema": self.G_ema})
+        if misfit:
+            print(f"{path}: does not fit this experiment's networks ({misfit}; another medgan version?) "
+                  f"— starting over")
+            return False
         self.load_checkpoint(state)
         print(f"resuming {self.name} from step {self.step} ({path})")
         return True
