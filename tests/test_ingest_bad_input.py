@@ -339,3 +339,10 @@ def test_image_missing_from_a_required_metadata_table_is_reported(tmp_path, raw_
     (raw / "CT_COVID" / f"unlisted{first.suffix}").write_bytes(first.read_bytes())
     assert "not in the metadata table" in fails_cleanly(tmp_path, "covid_ct", raw, f"unlisted{first.suffix}",
                                                         patient_ids="metadata")
+
+
+def test_one_folder_for_two_classes_or_masks_in_the_image_folder_is_refused(tmp_path):
+    with pytest.raises(config.ConfigError, match=r"datasets\.d\.folders.*\['CT'\] would be read for several"):
+        settings_for("covid_ct", tmp_path, folders={"covid": "CT", "noncovid": "CT"})
+    with pytest.raises(config.ConfigError, match=r"datasets\.d\.masks_dir.*own mask"):
+        settings_for("covid_lesion_pairs", tmp_path, images_dir="png", masks_dir="png")

@@ -108,6 +108,14 @@ def _dataset_problems(dataset: dict) -> list[tuple[str, str]]:
             example = [-100, 400] if key == "window" else [0, 4095]
             problems.append((key, f"{value}: low must be below high (e.g. {example})"))
     problems += _pattern_problems(dataset)
+    folders = [str(dataset.get("folders", {}).get(c, c)) for c in dataset["classes"]] \
+        if dataset["kind"] == "class_folders" and dataset.get("folders") else []
+    shared = sorted({f for f in folders if folders.count(f) > 1})
+    if shared:
+        problems.append(("folders", f"{shared} would be read for several classes — give each class its own folder"))
+    if dataset["kind"] == "paired_folders" and dataset["images_dir"] == dataset["masks_dir"]:
+        problems.append(("masks_dir", f"'{dataset['masks_dir']}' is also images_dir — every image would be its "
+                                      f"own mask; point it at the mask folder"))
     if dataset["kind"] == "volumes":
         for key in ("organ_labels", "lesion_labels"):
             outside = sorted(set(dataset[key]) - set(dataset["label_values"]))
