@@ -59,3 +59,35 @@ def test_every_verb_has_help():
     listing = subprocess.run(["medgan", "--help"], capture_output=True, text=True,
                              env=__import__("conftest").run_env()).stdout
     assert all(verb in listing for verb in cli.VERBS)
+
+
+@pytest.mark.parametrize("section, key, value", [
+    ("train", "iterations", -5), ("train", "batch_size", -4), ("hp", "lr", -0.1),
+    ("hp", "loss", "wasserstein"), ("train", "diffaugment", ["rotate"]),
+])
+def test_experiment_override_values_are_validated_naming_the_key(tmp_path, monkeypatch, capsys, section, key,
+                                                                  value):
+    monkeypatch.chdir(tmp_path)
+    raw = tiny_params()
+    raw["experiments"]["tiny_dcgan_tumour"][section] = {key: value}
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert cli.main(["train", "tiny_dcgan_tumour", "--params", str(path)]) == 2
+    assert f"experiments.tiny_dcgan_tumour.{section}.{key}" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]  # nothing written
+
+
+def test_override_of_a_nested_setting_keeps_its_other_keys():
+    raw = tiny_params()
+    raw["experiments"]["tiny_dcgan_tumour"]["train"] = {"divergence": {"action": "rollback"}}
+    settings = config.training_settings(config.validate(raw), "tiny_dcgan_tumour")
+    assert settings["train"]["divergence"] == {"action": "rollback", "window": 200, "collapse_std": 0.02,
+                                               "max_rollbacks": 3, "mode_collapse": "warn", "spread_min": 0.25}
+    raw["experiments"]["tiny_dcgan_tumour"]["train"] = {"divergence": {"window": 0}}
+    with pytest.raises(config.ConfigError, match=r"experiments\.tiny_dcgan_tumour\.train\.divergence\.window"):
+        config.validate(raw)
+
+
+def test_the_workflow_schema_is_the_package_schema():
+    assert (REPO / "workflow/schemas/params.schema.yaml").read_bytes() == \
+        (REPO / "src/medgan/params.schema.yaml").read_bytes()

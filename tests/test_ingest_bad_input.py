@@ -14,7 +14,7 @@ from PIL import Image
 
 from conftest import run_env
 from ingest_support import copy_raw, raw_sets, settings_for  # noqa: F401 (fixture)
-from medgan import prepare
+from medgan import config, prepare
 from medgan.ingest import DataError
 
 
@@ -202,3 +202,147 @@ def test_check_data_passes_on_clean_data(tmp_path, raw_sets):
     checked = subprocess.run(["medgan", "check-data", "bad"], cwd=project, env=run_env(), capture_output=True, text=True)
     assert checked.returncode == 0, checked.stderr
     assert "no problem found" in checked.stdout
+
+
+# --- silent drops: every file the pattern finds is used or reported ---------------------------
+
+def test_case_in_a_linked_sub_folder_is_used_and_a_link_loop_ends(tmp_path, raw_sets):
+    raw = copy_raw(raw_sets, "lits", tmp_path)
+    elsewhere = tmp_path / "second_disk"
+    elsewhere.mkdir()
+    for name in ("volume-3.nii.gz", "segmentation-3.nii.gz"):
+        (raw / name).rename(elsewhere / name)
+    (raw / "batch2").symlink_to(elsewhere, target_is_directory=True)
+    (raw / "loop").symlink_to(raw, target_is_directory=True)  # followed once, not forever
+    manifest = prepare.prepare_dataset("x", settings_for("lits", raw), tmp_path / "slices", seed=0)
+    assert "3" in set(manifest["case"])
+    assert manifest["source"].str.contains("batch2/volume-3.nii.gz").any()
+
+
+@pytest.mark.parametrize("name", ["volume-7 (1).nii.gz", "volume-7 ü.nii.gz"])
+def test_volume_the_case_pattern_rejects_is_reported(tmp_path, raw_sets, name):
+    raw = copy_raw(raw_sets, "lits", tmp_path)
+    (raw / name).write_bytes((raw / "volume-1.nii.gz").read_bytes())
+    assert "case_regex" in fails_cleanly(tmp_path, "lits", raw, name)
+
+
+def test_check_data_reports_a_volume_the_case_pattern_rejects(tmp_path, raw_sets):
+    raw = copy_raw(raw_sets, "lits", tmp_path)
+    (raw / "volume-7 (1).nii.gz").write_bytes((raw / "volume-1.nii.gz").read_bytes())
+    checked = subprocess.run(["medgan", "check-data", "bad"], cwd=_project_with(tmp_path, raw, "lits"),
+                             env=run_env(), capture_output=True, text=True)
+    assert checked.returncode == 2 and "volume-7 (1).nii.gz" in checked.stderr
+    assert "no problem found" not in checked.stdout
+
+
+def test_broken_link_and_foreign_files_in_a_class_folder_are_reported(tmp_path, raw_sets):
+    raw = copy_raw(raw_sets, "brain_mri", tmp_path)
+    (raw / "yes" / "Y_gone.png").symlink_to(tmp_path / "nowhere.png")
+    (raw / "yes" / "Y_scan.dcm").write_bytes(b"DICM")
+    (raw / "no" / "more").mkdir()
+    (raw / "no" / ".DS_Store").write_bytes(b"")  # hidden: not data, not reported
+    message = fails_cleanly(tmp_path, "brain_mri", raw, ["Y_gone.png", "Y_scan.dcm", "no/more"])
+    assert "broken link" in message and ".DS_Store" not in message
+
+
+def test_broken_link_in_a_volume_folder_is_reported(tmp_path, raw_sets):
+    raw = copy_raw(raw_sets, "lits", tmp_path)
+    (raw / "volume-9.nii.gz").symlink_to(tmp_path / "unmounted" / "volume-9.nii.gz")
+    assert "broken link" in fails_cleanly(tmp_path, "lits", raw, "volume-9.nii.gz")
+
+
+# --- settings the schema cannot express -------------------------------------------------------
+
+@pytest.mark.parametrize("window", [[400, -100], [100, 100]])
+def test_window_low_must_be_below_high(tmp_path, window):
+    with pytest.raises(config.ConfigError, match=r"datasets\.d\.window.*low must be below high"):
+        settings_for("lits", tmp_path, window=window)
+
+
+def test_layout_of_another_kind_is_named(tmp_path):
+    with pytest.raises(config.ConfigError, match=r"datasets\.d\.layout.*'brain_mri' is not a layout of kind volumes"):
+        settings_for("lits", tmp_path, layout="brain_mri")
+
+
+def test_lesion_label_outside_label_values_is_refused(tmp_path):
+    with pytest.raises(config.ConfigError, match=r"datasets\.d\.lesion_labels.*\[5\] not in label_values"):
+        settings_for("lits", tmp_path, lesion_labels=[5])
+
+
+# --- label maps and deep images ---------------------------------------------------------------
+
+def _float_labels(raw, noise):
+    path = raw / "segmentation-1.nii.gz"
+    data = np.asanyarray(nib.load(path).dataobj).astype(np.float32)
+    data[data > 0] += noise
+    _resave(path, data, dtype=np.float32)
+
+
+def test_near_integer_float_labels_show_values_and_offer_rounding(tmp_path, raw_sets):
+    raw = copy_raw(raw_sets, "lits", tmp_path)
+    _float_labels(raw, np.float32(2e-4))
+    message = fails_cleanly(tmp_path, "lits", raw, "segmentation-1.nii.gz")
+    assert "round_labels: true" in message and "1.0002" in message and "probably an image" not in message
+    manifest = prepare.prepare_dataset("x", settings_for("lits", raw, round_labels=True), tmp_path / "s", seed=0)
+    assert "1" in set(manifest["case"])
+
+
+def test_non_integer_float_labels_show_a_few_values(tmp_path, raw_sets):
+    raw = copy_raw(raw_sets, "lits", tmp_path)
+    _float_labels(raw, np.float32(0.37))
+    message = fails_cleanly(tmp_path, "lits", raw, "segmentation-1.nii.gz",
+                            round_labels=True)  # too far from integers to round
+    assert "probably an image" in message and "1.37" in message
+
+
+def test_sixteen_bit_images_map_one_stored_value_to_one_grey_level(tmp_path):
+    from medgan.ingest import images
+
+    low_range = np.full((16, 16), 500, np.uint16)
+    low_range[0, 0] = 1000
+    wide_range = np.full((16, 16), 500, np.uint16)
+    wide_range[0, 0] = 4095
+    a, b = tmp_path / "a.png", tmp_path / "b.tif"
+    Image.fromarray(low_range).save(a)
+    Image.fromarray(wide_range).save(b)
+    assert images.read_gray(a)[5, 5] == images.read_gray(b)[5, 5] == round(500 * 255 / 65535)
+    assert images.read_gray(a, [0, 4095])[5, 5] == images.read_gray(b, [0, 4095])[5, 5] == round(500 * 255 / 4095)
+    assert images.read_gray(b, [0, 4095])[0, 0] == 255
+
+
+def test_float_image_without_an_input_range_is_refused(tmp_path, raw_sets):
+    raw = copy_raw(raw_sets, "brain_mri", tmp_path)
+    Image.fromarray(np.random.default_rng(0).random((32, 32), np.float32)).save(raw / "yes" / "Y_float.tif")
+    assert "input_range" in fails_cleanly(tmp_path, "brain_mri", raw, "Y_float.tif")
+    manifest = prepare.prepare_dataset("x", settings_for("brain_mri", raw, input_range=[0, 1]), tmp_path / "s", seed=0)
+    assert manifest["source"].str.endswith("Y_float.tif").any()
+
+
+@pytest.mark.parametrize("overrides, says", [
+    ({"case_regex": r"volume-\d+"}, r"case_regex.*needs a group"),
+    ({"case_regex": r"volume-(\d+"}, r"case_regex.*not a valid regular expression"),
+    ({"labels": "{folder}/segmentation-{case}{ext}"}, r"labels.*unknown field\(s\) \['folder'\]"),
+])
+def test_custom_layout_patterns_are_checked_up_front(tmp_path, overrides, says):
+    custom = {"layout": "custom", "images": "volume-*.nii.gz", "case_regex": r"^volume-(\d+)",
+              "labels": "{dir}/segmentation-{case}{ext}"}
+    with pytest.raises(config.ConfigError, match=r"datasets\.d\." + says):
+        settings_for("lits", tmp_path, **{**custom, **overrides})
+
+
+def test_image_missing_from_a_required_metadata_table_is_reported(tmp_path, raw_sets):
+    clean = prepare.prepare_dataset("x", settings_for("covid_ct", raw_sets["covid_ct"], patient_ids="metadata"),
+                                    tmp_path / "clean", seed=0)
+    assert len(clean)
+    raw = copy_raw(raw_sets, "covid_ct", tmp_path)
+    first = sorted((raw / "CT_COVID").iterdir())[0]
+    (raw / "CT_COVID" / f"unlisted{first.suffix}").write_bytes(first.read_bytes())
+    assert "not in the metadata table" in fails_cleanly(tmp_path, "covid_ct", raw, f"unlisted{first.suffix}",
+                                                        patient_ids="metadata")
+
+
+def test_one_folder_for_two_classes_or_masks_in_the_image_folder_is_refused(tmp_path):
+    with pytest.raises(config.ConfigError, match=r"datasets\.d\.folders.*\['CT'\] would be read for several"):
+        settings_for("covid_ct", tmp_path, folders={"covid": "CT", "noncovid": "CT"})
+    with pytest.raises(config.ConfigError, match=r"datasets\.d\.masks_dir.*own mask"):
+        settings_for("covid_lesion_pairs", tmp_path, images_dir="png", masks_dir="png")

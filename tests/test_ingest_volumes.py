@@ -147,3 +147,15 @@ def test_msd_layout_is_found(raw_sets, tmp_path):
                                        tmp_path / "out", seed=0)
     assert set(manifest["case"]) == {"liver_0", "liver_1"}
     assert pd.read_csv(tmp_path / "out" / "manifest.csv")["source"].str.contains("imagesTr").all()
+
+
+def test_dicom_folder_with_two_series_is_refused_not_half_read(tmp_path):
+    from medgan.ingest import DataError
+
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    folder = _dicom_series(tmp_path / "ct", ds)
+    ds.SeriesInstanceUID = ds.SeriesInstanceUID + ".2"
+    ds.SOPInstanceUID = ds.SOPInstanceUID + ".2"
+    ds.save_as(folder / "scout.dcm")
+    with pytest.raises(DataError, match=r"ct: folder holds 2 DICOM series .* one series per folder"):
+        volumes.read_display_volume(folder)

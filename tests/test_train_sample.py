@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from medgan import augment, networks, paths, sample, train, variants
+from medgan import augment, modelio, networks, paths, sample, train, variants
 
 
 @pytest.mark.parametrize("size", [(32, 32), (64, 64), (128, 192), (48, 80)])
@@ -40,13 +40,13 @@ def test_training_writes_model_and_finite_loss_log(prepared):
 
 
 def _weights(experiment):
-    return torch.load(paths.path(paths.MODEL, experiment=experiment), weights_only=False)["G"]
+    return torch.load(paths.path(paths.MODEL, experiment=experiment), weights_only=True)["G"]
 
 
 def test_same_seed_same_model(prepared):
     train.train(prepared, "tiny_dcgan_healthy")
     first = _weights("tiny_dcgan_healthy")
-    paths.path(paths.CHECKPOINTS, experiment="tiny_dcgan_healthy").joinpath("last.pt").unlink()
+    modelio.remove_checkpoints(paths.path(paths.CHECKPOINTS, experiment="tiny_dcgan_healthy"))
     train.train(prepared, "tiny_dcgan_healthy")
     second = _weights("tiny_dcgan_healthy")
     assert all(torch.equal(first[k], second[k]) for k in first)
@@ -57,7 +57,7 @@ def test_resume_equals_straight_run(prepared):
     train.train(prepared, name)
     straight = _weights(name)
     log_straight = pd.read_csv(paths.path(paths.TRAIN_LOG, experiment=name))
-    paths.path(paths.CHECKPOINTS, experiment=name).joinpath("last.pt").unlink()
+    modelio.remove_checkpoints(paths.path(paths.CHECKPOINTS, experiment=name))
     paths.path(paths.MODEL, experiment=name).unlink()
 
     train.Trainer(prepared, name).run(stop_after=4)  # "killed" after 4 of 6 steps

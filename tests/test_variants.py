@@ -239,5 +239,5 @@ def test_ddp_two_cpu_processes_train_and_only_rank0_writes(prepared, project):
     assert "torch.distributed.run" in result.stderr and "--nproc_per_node=2" in result.stderr
     assert paths.path(paths.MODEL, experiment="tiny_dcgan_tumour").exists()
     written = sorted(p.name for p in paths.path(paths.CHECKPOINTS, experiment="tiny_dcgan_tumour").iterdir())
-    assert written == ["last.pt"]  # one writer: no second checkpoint, no temp files left behind
+    assert written == ["last.pt", "previous.pt"]  # one writer: no other checkpoint, no temp files left behind
     assert result.stderr.count("medgan train tiny_dcgan_tumour done") == 3  # two ranks + the launcher

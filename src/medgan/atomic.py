@@ -12,6 +12,25 @@ from pathlib import Path
 from typing import Iterator
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it (Linux); elsewhere set and restored."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _ordinary_mode(path: Path, folder: bool) -> None:
+    """mkstemp/mkdtemp create private (600/700) entries; an output gets the mode an ordinary
+    open()/mkdir() would give it under the user's umask (644/755 under umask 022)."""
+    os.chmod(path, (0o777 if folder else 0o666) & ~current_umask())
+
+
 @contextlib.contextmanager
 def atomic_file(final: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to `final`; rename it to `final` if the block succeeds."""
@@ -20,6 +39,7 @@ def atomic_file(final: str | os.PathLike) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
     os.close(fd)
     tmp = Path(tmp)
+    _ordinary_mode(tmp, folder=False)
     try:
         yield tmp
         os.replace(tmp, final)
@@ -33,6 +53,7 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    _ordinary_mode(tmp, folder=True)
     try:
         yield tmp
         if final.exists():
@@ -54,3 +75,16 @@ def write_text(final: str | os.PathLike, text: str) -> None:
 
 def write_json(final: str | os.PathLike, data) -> None:
     write_text(final, json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def read_json(path: str | os.PathLike, remedy: str):
+    """A JSON file another stage wrote; a missing or damaged one names itself and `remedy`."""
+    from .errors import MedganError
+
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise MedganError(f"{path} not found — {remedy}") from None
+    except (OSError, ValueError) as err:
+        raise MedganError(f"{path}: damaged JSON ({err}) — {remedy}") from None

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from . import __version__, config, paths
 from .errors import MedganError
@@ -67,6 +68,9 @@ def run(args: argparse.Namespace) -> None:
         spec = params.get("phantoms", {}).get(args.target)
         if spec is None:
             raise config.ConfigError(f"no 'phantoms.{args.target}' entry in params.yaml")
+        if args.out and Path(args.out).exists() and any(Path(args.out).iterdir()):
+            raise config.ConfigError(f"--out {args.out} exists and is not empty: phantoms would replace it "
+                                     f"(real data?) — delete it yourself first or choose another folder")
         phantoms.generate(spec["kind"], args.out or paths.path(paths.RAW, name=args.target), spec, params["seed"])
     elif args.verb == "prepare":
         from . import prepare

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import copy
+import functools
 import os
+import re
+import string
 from importlib import resources
 from pathlib import Path
 
@@ -23,6 +26,13 @@ class ConfigError(MedganError, ValueError):
 def load_schema() -> dict:
     text = resources.files("medgan").joinpath("params.schema.yaml").read_text()
     return yaml.safe_load(text)
+
+
+@functools.cache
+def _schema_validator() -> jsonschema.Draft202012Validator:
+    """A plain validator of the whole schema; `evolve(schema=part)` checks one section with
+    its $refs resolved against the whole."""
+    return jsonschema.Draft202012Validator(load_schema())
 
 
 def _validator_filling_defaults():
@@ -74,10 +84,70 @@ def _check_references(params: dict, source: str) -> None:
             except ConfigError as err:
                 problems.append(str(err).split("\n", 1)[1])
     for name, dataset in params["datasets"].items():
-        if abs(sum(dataset["split"].values()) - 1.0) > 1e-6:
-            problems.append(f"  - at 'datasets.{name}.split': ratios must sum to 1")
+        problems += [f"  - at 'datasets.{name}.{key}': {text}" for key, text in _dataset_problems(dataset)]
     if problems:
         raise ConfigError(f"{source} is invalid:\n" + "\n".join(problems))
+
+
+LAYOUTS_OF_KIND = {"volumes": ("lits", "msd", "custom"), "class_folders": ("covid_ct", "brain_mri", "custom", "lits"),
+                   "paired_folders": ("custom", "lits")}  # lits: the schema default, no preset for 2D kinds
+
+
+def _dataset_problems(dataset: dict) -> list[tuple[str, str]]:
+    """(key, problem) pairs of one dataset entry that the schema cannot express."""
+    problems = []
+    if abs(sum(dataset["split"].values()) - 1.0) > 1e-6:
+        problems.append(("split", "ratios must sum to 1"))
+    if dataset["layout"] not in LAYOUTS_OF_KIND[dataset["kind"]]:
+        known = [x for x in LAYOUTS_OF_KIND[dataset["kind"]] if x != "lits" or dataset["kind"] == "volumes"]
+        problems.append(("layout", f"'{dataset['layout']}' is not a layout of kind {dataset['kind']} "
+                                   f"(use {', '.join(known)})"))
+    for key in ("window", "input_range"):
+        value = dataset.get(key)
+        if isinstance(value, list) and not value[0] < value[1]:
+            example = [-100, 400] if key == "window" else [0, 4095]
+            problems.append((key, f"{value}: low must be below high (e.g. {example})"))
+    problems += _pattern_problems(dataset)
+    folders = [str(dataset.get("folders", {}).get(c, c)) for c in dataset["classes"]] \
+        if dataset["kind"] == "class_folders" and dataset.get("folders") else []
+    shared = sorted({f for f in folders if folders.count(f) > 1})
+    if shared:
+        problems.append(("folders", f"{shared} would be read for several classes — give each class its own folder"))
+    if dataset["kind"] == "paired_folders" and dataset["images_dir"] == dataset["masks_dir"]:
+        problems.append(("masks_dir", f"'{dataset['masks_dir']}' is also images_dir — every image would be its "
+                                      f"own mask; point it at the mask folder"))
+    if dataset["kind"] == "volumes":
+        for key in ("organ_labels", "lesion_labels"):
+            outside = sorted(set(dataset[key]) - set(dataset["label_values"]))
+            if outside:
+                problems.append((key, f"{outside} not in label_values {dataset['label_values']} — no slice "
+                                      f"could ever count them; fix {key} or label_values"))
+    return problems
+
+
+LABEL_FIELDS = ("dir", "case", "name", "ext")
+
+
+def _pattern_problems(dataset: dict) -> list[tuple[str, str]]:
+    problems = []
+    if dataset.get("case_regex"):
+        try:
+            groups = re.compile(dataset["case_regex"]).groups
+        except re.error as err:
+            problems.append(("case_regex", f"not a valid regular expression ({err})"))
+        else:
+            if groups < 1:
+                problems.append(("case_regex", "needs a group, e.g. '^volume-(\\d+)\\.nii', whose match is the case id"))
+    if dataset.get("labels"):
+        try:
+            fields = {f for _, f, _, _ in string.Formatter().parse(dataset["labels"]) if f is not None}
+        except ValueError as err:
+            problems.append(("labels", f"not a valid pattern ({err}); fields are {{{'}, {'.join(LABEL_FIELDS)}}}"))
+        else:
+            unknown = sorted(fields - set(LABEL_FIELDS))
+            if unknown:
+                problems.append(("labels", f"unknown field(s) {unknown}; use {{{'}, {'.join(LABEL_FIELDS)}}}"))
+    return problems
 
 
 def params_path(path: str | os.PathLike | None = None) -> Path:
@@ -120,24 +190,50 @@ def classes_of(params: dict, exp: dict) -> list[str]:
     return list(classes) if exp["class"] == "all" else [exp["class"]]
 
 
-def _overridden(defaults: dict, overrides: dict, where: str) -> dict:
+def _merged(defaults: dict, overrides: dict) -> dict:
+    """Overrides on top of the section's values; a nested mapping (train.divergence) is merged
+    key by key, so that overriding one of its keys keeps the others."""
+    merged = dict(defaults)
+    for key, value in overrides.items():
+        both = isinstance(value, dict) and isinstance(defaults.get(key), dict)
+        merged[key] = {**defaults[key], **value} if both else value
+    return merged
+
+
+def _overridden(defaults: dict, overrides, where: str, section: tuple[str, ...]) -> dict:
+    """A section with an experiment's overrides applied, validated against the schema of the
+    top-level section at `section` (the same definition, so the same rules)."""
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"params.yaml is invalid:\n  - at '{where}': must be a mapping of "
+                          f"{'.'.join(section)} keys, got {overrides!r}")
     unknown = sorted(set(overrides) - set(defaults))
     if unknown:
         raise ConfigError(f"params.yaml is invalid:\n  - at '{where}': unknown key(s) {unknown} "
                           f"(known: {', '.join(sorted(defaults))})")
-    return {**defaults, **overrides}
+    merged = _merged(defaults, overrides)
+    validator = _schema_validator()
+    schema = validator.schema
+    for key in section:
+        schema = schema["properties"][key]
+    errors = sorted(validator.evolve(schema=schema).iter_errors(merged), key=str)
+    if errors:
+        lines = [f"  - at '{where}.{_key_path(e)}': {e.message}" for e in errors]
+        raise ConfigError("params.yaml is invalid:\n" + "\n".join(lines))
+    return merged
 
 
 def training_settings(params: dict, name: str) -> dict:
     """Everything that decides a training run of one experiment, overrides applied."""
     exp = experiment(params, name)
+    variant = exp["variant"]
     return {
         "seed": params["seed"],
         "experiment": exp,
         "classes": classes_of(params, exp),
         "image_size": list(exp.get("image_size") or params["datasets"][exp["dataset"]]["image_size"]),
-        "hp": _overridden(params["variants"][exp["variant"]], exp.get("hp", {}), f"experiments.{name}.hp"),
-        "train": _overridden(params["train"], exp.get("train", {}), f"experiments.{name}.train"),
+        "hp": _overridden(params["variants"][variant], exp.get("hp", {}), f"experiments.{name}.hp",
+                          ("variants", variant)),
+        "train": _overridden(params["train"], exp.get("train", {}), f"experiments.{name}.train", ("train",)),
     }
 
 

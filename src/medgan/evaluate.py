@@ -4,19 +4,18 @@ registry; baseline: the same metrics between two disjoint halves of the real hel
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from . import config, paths
-from .atomic import atomic_file, write_json
+from .atomic import atomic_file, read_json, write_json
 from .metrics import REGISTRY
 from .metrics.common import ImageSet, Inputs, MetricSkipped, load_gray, skipped
 from .metrics.features import FeatureStore
 from .metrics.memorisation import CLOSEST_SHOWN, nearest, save_closest_pairs
-from .prepare import load_manifest
+from .prepare import DataError, load_manifest
 
 PREPROCESSING_KEYS = ("kind", "layout", "raw", "image_size", "window", "min_organ_pixels",
                       "min_lesion_pixels", "split")
@@ -45,8 +44,21 @@ def real_set(params: dict, dataset: str, manifest: pd.DataFrame, split: str, cls
 
 
 def samples_with_files(name: str) -> pd.DataFrame:
+    """samples.csv (the samples contract), checked: columns present, every listed file there."""
     folder = paths.path(paths.SAMPLES, experiment=name)
-    index = pd.read_csv(folder / "samples.csv", dtype={"pair": str})
+    index_path = folder / "samples.csv"
+    if not index_path.is_file():
+        raise DataError(f"{index_path} not found — run `medgan sample {name}` first")
+    try:
+        index = pd.read_csv(index_path, dtype={"pair": str})
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise DataError(f"{index_path}: not a readable CSV ({err}) — rerun `medgan sample {name}`") from None
+    missing = [c for c in ("path", "class", "kind") if c not in index]
+    absent = [] if missing else [p for p in index["path"] if not isinstance(p, str) or not (folder / p).is_file()]
+    if missing or absent:
+        what = f"column(s) {missing} missing" if missing else \
+            f"{len(absent)} listed file(s) missing (e.g. {folder / str(absent[0])})"
+        raise DataError(f"{index_path}: {what} — rerun `medgan sample {name}`")
     return index.assign(file=[str(folder / p) for p in index["path"]])
 
 
@@ -189,14 +201,14 @@ def summary_rows(params: dict) -> tuple[list[dict], list[dict]]:
     names, rows, cells = metric_names(params), [], []
     pairs_seen = []
     for name in params["experiments"]:
-        result = json.loads(paths.path(paths.METRICS, experiment=name).read_text())
+        result = read_json(paths.path(paths.METRICS, experiment=name), f"run `medgan evaluate {name}`")
         base = {k: result[k] for k in ("experiment", "dataset", "variant", "class", "seed", "n_real", "n_fake")}
         row, md = flat_row(base, result["metrics"], names)
         rows.append(row)
         cells.append(md)
         pairs_seen.append((result["dataset"], result["class"]))
     for dataset in params["datasets"]:
-        floor = json.loads(paths.path(paths.BASELINE, dataset=dataset).read_text())
+        floor = read_json(paths.path(paths.BASELINE, dataset=dataset), f"run `medgan baseline {dataset}`")
         for cls, result in floor["classes"].items():
             base = {"experiment": f"baseline: real vs real ({result.get('halves', 'not computed')})",
                     "dataset": dataset, "variant": "real-vs-real", "class": cls, "seed": floor["seed"],

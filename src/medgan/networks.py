@@ -8,6 +8,13 @@ import torch
 from torch import nn
 from torch.nn.utils import spectral_norm as _spectral_norm
 
+from .errors import MedganError
+
+
+class SizeError(MedganError, ValueError):
+    """An image size the networks cannot be built for; the message says which sizes work."""
+
+
 
 def upsampling_steps(height: int, width: int) -> int:
     """How many x2 up-sampling layers lead from a >= 4-pixel base grid to (height, width).
@@ -18,8 +25,9 @@ def upsampling_steps(height: int, width: int) -> int:
     while height % 2 == 0 and width % 2 == 0 and min(height, width) // 2 >= 4:
         height, width, steps = height // 2, width // 2, steps + 1
     if steps == 0:
-        raise ValueError(f"image size {height}x{width} must be divisible by 2 at least once "
-                         f"with both sides >= 8 (e.g. 64x64, 128x192)")
+        raise SizeError(f"image size {height}x{width} must be divisible by 2 at least once "
+                        f"with both sides >= 8 (e.g. 64x64, 128x192) — change the experiment's or the "
+                        f"dataset's image_size")
     return steps
 
 
@@ -196,7 +204,8 @@ def unet_depth(image_size) -> int:
     while height % 2 == 0 and width % 2 == 0 and min(height, width) > 1:
         height, width, depth = height // 2, width // 2, depth + 1
     if depth < 5:
-        raise ValueError(f"pix2pix needs both image sides divisible by 32, got {tuple(image_size)}")
+        raise SizeError(f"pix2pix needs both image sides divisible by 32, got {tuple(image_size)} — change "
+                        f"the experiment's or the dataset's image_size")
     return depth
 
 

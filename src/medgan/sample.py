@@ -17,8 +17,9 @@ from torchvision.utils import make_grid
 
 from . import config, paths, variants
 from .atomic import atomic_dir, atomic_file
+from .modelio import load_generator
 from .prepare import load_images, load_manifest
-from .train import load_generator, load_masks, masks_to_model_range, to_uint8
+from .train import load_masks, masks_to_model_range, to_uint8
 
 
 def save_grid(images_uint8: torch.Tensor, out, columns: int) -> None:
@@ -128,7 +129,12 @@ def sample_paired(G, model: dict, settings: dict, dataset: str, folder: Path) ->
 def sample(params: dict, name: str) -> None:
     settings = params["sample"]
     exp = params["experiments"][name]
-    G, model = load_generator(paths.path(paths.MODEL, experiment=name))
+    model_path = paths.path(paths.MODEL, experiment=name)
+    G, model = load_generator(model_path)
+    if (model["experiment"], model["variant"]) != (name, exp["variant"]):
+        raise config.ConfigError(f"{model_path}: trained for experiment '{model['experiment']}' "
+                                 f"({model['variant']}), not '{name}' ({exp['variant']}) — restore the right "
+                                 f"file or retrain `{name}`")
     with atomic_dir(paths.path(paths.SAMPLES, experiment=name)) as tmp:
         if variants.VARIANTS[model["variant"]].paired:
             rows, shown, strips = sample_paired(G, model, settings, exp["dataset"], tmp)

@@ -28,11 +28,12 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from . import config, paths, variants
+from . import config, modelio, paths, variants
 from .atomic import atomic_file
 from .augment import diff_augment
 from .errors import MedganError
 from .losses import GANLoss, gradient_penalty, r1_penalty
+from .modelio import load_generator  # noqa: F401 (the name callers and tests use)
 from .prepare import load_images, load_manifest
 
 LOG_FIELDS = ["step", "loss_d", "loss_g", "d_real", "d_fake", "d_accuracy", "penalty", "l1", "fake_std",
@@ -70,6 +71,9 @@ def masks_to_model_range(masks_uint8: torch.Tensor, mask_max: int) -> torch.Tens
 
 
 def pick_device(setting: str) -> torch.device:
+    if setting == "cuda" and not torch.cuda.is_available():
+        raise config.ConfigError("train.device is 'cuda' but this machine has no usable CUDA GPU — use "
+                                 "device: auto (GPU when there is one) or cpu")
     if setting == "cuda" or (setting == "auto" and torch.cuda.is_available()):
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     return torch.device("cpu")
@@ -385,40 +389,47 @@ class Trainer:
                 "G": self.G.state_dict(), "D": self.D.state_dict(),
                 "G_ema": self.G_ema.state_dict() if self.G_ema is not None else None,
                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-                "rng": self.rng.get_state(), "torch_rng": torch.get_rng_state(),
-                "numpy_rng": np.random.get_state(), "python_rng": random.getstate()}
+                "rng": self.rng.get_state(), **modelio.rng_states()}
 
     def save_checkpoint(self) -> None:
         if self.is_writer:
-            with atomic_file(self.checkpoint) as tmp:
-                torch.save(self.state(), tmp)
+            modelio.save_checkpoint(self.state(), self.checkpoint.parent)
 
-    def load_checkpoint(self) -> None:
-        state = torch.load(self.checkpoint, map_location=self.device, weights_only=False)
+    def load_checkpoint(self, state: dict | None = None) -> None:
+        if state is None:
+            found = modelio.load_checkpoint(self.checkpoint.parent, self.device)
+            if found is None:
+                raise modelio.ModelFileError(f"{self.checkpoint.parent}: no loadable checkpoint to roll back to")
+            state = found[0]
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])
         if self.G_ema is not None:
             self.G_ema.load_state_dict(state["G_ema"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
-        self.rng.set_state(state["rng"])
-        torch.set_rng_state(state["torch_rng"])
-        np.random.set_state(state["numpy_rng"])
-        random.setstate(state["python_rng"])
-        self.step, self.log, self.progress = state["step"], state["log"], state["progress"]
+        self.rng.set_state(state["rng"].cpu())
+        modelio.set_rng_states(state)
+        self.step, self.log = state["step"], state["log"]
+        self.progress = [tuple(p) for p in state["progress"]]
         self.rollbacks, self.guard_events = state["rollbacks"], state["guard_events"]
         self.spreads, self.in_collapse = state["spreads"], state["in_collapse"]
         self.collapse_run = state["collapse_run"]
 
     def try_resume(self) -> bool:
-        if not self.checkpoint.exists():
+        found = modelio.load_checkpoint(self.checkpoint.parent, self.device)
+        if found is None:
             return False
-        fingerprint = torch.load(self.checkpoint, map_location="cpu", weights_only=False)["fingerprint"]
-        if fingerprint != self.fingerprint:
-            print(f"{self.checkpoint}: made with other params — starting over")
+        state, path = found
+        if state["fingerprint"] != self.fingerprint:
+            print(f"{path}: made with other params — starting over")
             return False
-        self.load_checkpoint()
-        print(f"resuming {self.name} from step {self.step} ({self.checkpoint})")
+        misfit = modelio.misfit(state, {"G": self.G, "D": self.D, "G_ema": self.G_ema})
+        if misfit:
+            print(f"{path}: does not fit this experiment's networks ({misfit}; another medgan version?) "
+                  f"— starting over")
+            return False
+        self.load_checkpoint(state)
+        print(f"resuming {self.name} from step {self.step} ({path})")
         return True
 
     # -- progress grids -----------------------------------------------------------------------
@@ -473,8 +484,7 @@ class Trainer:
                  "image_size": self.settings["image_size"], "classes": self.settings["classes"],
                  "mask_max": self.data.mask_max, "step": self.step, "guard_events": self.guard_events,
                  "G": {k: v.cpu() for k, v in G.state_dict().items()}}
-        with atomic_file(paths.path(paths.MODEL, experiment=self.name)) as tmp:
-            torch.save(model, tmp)
+        modelio.save_model(model, paths.path(paths.MODEL, experiment=self.name))
         with atomic_file(paths.path(paths.TRAIN_LOG, experiment=self.name)) as tmp:
             with open(tmp, "w", newline="") as f:
                 writer = csv.DictWriter(f, fieldnames=LOG_FIELDS)
@@ -490,13 +500,6 @@ def write_progress(progress: list[tuple[int, torch.Tensor]], out: Path, max_rows
     keep = np.unique(np.linspace(0, len(progress) - 1, min(max_rows, len(progress))).round().astype(int))
     rows = torch.cat([progress[i][1] for i in keep])
     save_grid(rows, out, PROGRESS_COLUMNS)
-
-
-def load_generator(model_path: str | Path, device: str = "cpu") -> tuple[nn.Module, dict]:
-    model = torch.load(model_path, map_location=device, weights_only=False)
-    G, _ = variants.build(model["variant"], model["image_size"], model["hp"], len(model["classes"]))
-    G.load_state_dict(model["G"])
-    return G.to(device).eval(), model
 
 
 def train(params: dict, name: str) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import DataError
-from .folders import case_from_stem, duplicate_stems, image_files, number_items, shard
+from .folders import case_from_stem, duplicate_stems, image_files, number_items, shard, unused_entries
 from .images import fit_to_size, read_gray
 from .split import SPLITS
 from .units import Record, Unit
@@ -111,10 +111,13 @@ def list_units(dataset: dict) -> tuple[list[Unit], list[str]]:
         if not files:
             problems.append(f"{folder}: class folder of '{cls}' holds no png/jpg/bmp/tif image — add the "
                             f"images or remove the class from params.yaml")
-        problems += duplicate_stems(files)
+        problems += duplicate_stems(files) + unused_entries(folder)
         for path in files:
-            case = patients.get(path.name) or patients.get(path.stem) \
-                or case_from_stem(path.stem, dataset.get("case_regex"))
+            listed = patients.get(path.name) or patients.get(path.stem)
+            if not listed and dataset.get("patient_ids") == "metadata":
+                problems.append(f"{path}: not in the metadata table, so its patient is unknown — add it there "
+                                f"or use patient_ids: auto (one patient per unlisted file)")
+            case = listed or case_from_stem(path.stem, dataset.get("case_regex"))
             preset = authors.get(path.name, "")
             if authors and not preset:
                 problems.append(f"{path}: not listed in any authors' split file — add it there or unset "
@@ -126,6 +129,7 @@ def list_units(dataset: dict) -> tuple[list[Unit], list[str]]:
 
 def convert_unit(unit: Unit, dataset: dict):
     for item in unit.items:
-        pixels = fit_to_size(read_gray(Path(item["image"])), dataset["image_size"], dataset.get("fit", "pad"))
+        pixels = fit_to_size(read_gray(Path(item["image"]), dataset.get("input_range")), dataset["image_size"],
+                             dataset.get("fit", "pad"))
         row = {"case": item["case"], "source": item["image"], "slice_index": item["index"], "class": item["class"]}
         yield Record(row, pixels, None, item.get("preset_split", ""))

@@ -19,14 +19,22 @@ def is_image_file(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
 
 
-def _to_gray(image: Image.Image) -> np.ndarray:
-    if image.mode in ("I;16", "I;16L", "I;16B", "I", "F"):
-        # 16-bit/float files use an arbitrary part of their range: stretch min..max to 0..255
-        # (PIL's convert("L") would clip everything above 255 to white).
+DEEP_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")  # more than 8 bits per pixel
+DEEP_RANGE = (0.0, 65535.0)  # integer images deeper than 8 bits: the 16-bit range
+
+
+def _to_gray(image: Image.Image, path: Path, input_range=None, label: bool = False) -> np.ndarray:
+    if image.mode in DEEP_MODES:
         values = np.asarray(image, dtype=np.float32)
-        low, high = float(values.min()), float(values.max())
-        scaled = (values - low) * (255.0 / (high - low)) if high > low else values * 0
-        return scaled.round().astype(np.uint8)
+        if label:
+            return (values > 0).astype(np.uint8)
+        # One fixed mapping per dataset, never per image: a stored value (e.g. 12-bit CT,
+        # 0..4095) must give the same grey level in every file.
+        if input_range is None and image.mode == "F":
+            raise DataError(f"{path}: floating-point image: its value range is unknown — set "
+                            f"`input_range: [low, high]` for this dataset (mapped to 0..255)")
+        low, high = DEEP_RANGE if input_range is None else input_range
+        return window_to_uint8(values, low, high)
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
@@ -34,12 +42,16 @@ def _to_gray(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("L"))
 
 
-def read_gray(path: Path) -> np.ndarray:
-    """Any png/jpg/bmp/tif in any mode (RGB, RGBA, palette, 16-bit) -> uint8 (H, W)."""
+def read_gray(path: Path, input_range=None, label: bool = False) -> np.ndarray:
+    """Any png/jpg/bmp/tif in any mode (RGB, RGBA, palette, 16-bit) -> uint8 (H, W). Images
+    deeper than 8 bits map `input_range` (default: 0..65535) to 0..255; with `label`, their
+    non-zero pixels become 1."""
     try:
         with Image.open(path) as image:
             image.load()
-            gray = _to_gray(image)
+            gray = _to_gray(image, path, input_range, label)
+    except DataError:
+        raise
     except (OSError, SyntaxError, ValueError) as err:
         raise DataError(f"{path}: unreadable or truncated image ({err}) — re-download or delete it") from err
     if min(gray.shape) < MIN_SIDE:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataError
-from .folders import case_from_stem, duplicate_stems, image_files, number_items, shard
+from .folders import case_from_stem, duplicate_stems, image_files, number_items, shard, unused_entries
 from .images import fit_to_size, read_gray
 from .units import Record, Unit
 
@@ -28,7 +28,7 @@ def list_units(dataset: dict) -> tuple[list[Unit], list[str]]:
         if not files:
             problems.append(f"{folder}: no png/jpg/bmp/tif image found — check `raw`, `images_dir` and "
                             f"`masks_dir` in params.yaml")
-    problems += duplicate_stems(frames) + duplicate_stems(masks)
+    problems += duplicate_stems(frames) + duplicate_stems(masks) + unused_entries(frames_dir) + unused_entries(masks_dir)
     mask_of = {m.stem: m for m in masks}
     frame_stems = {f.stem for f in frames}
     items = []
@@ -51,7 +51,8 @@ def binarise(mask: np.ndarray) -> np.ndarray:
 def convert_unit(unit: Unit, dataset: dict):
     size, fit = dataset["image_size"], dataset.get("fit", "pad")
     for item in unit.items:
-        pixels, mask = read_gray(Path(item["image"])), binarise(read_gray(Path(item["mask"])))
+        pixels = read_gray(Path(item["image"]), dataset.get("input_range"))
+        mask = binarise(read_gray(Path(item["mask"]), label=True))
         if pixels.shape != mask.shape:
             raise DataError(f"{item['mask']}: size {mask.shape[1]}×{mask.shape[0]} differs from its image's "
                             f"{pixels.shape[1]}×{pixels.shape[0]} ({item['image']}) — re-export the mask")

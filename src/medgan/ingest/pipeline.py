@@ -13,6 +13,7 @@ from tqdm import tqdm
 from ..atomic import write_text
 from . import class_folders, paired_folders, volumes
 from .errors import DataError, raise_problems
+from .split import SPLITS
 from .units import Unit
 from .writer import gather, unit_is_current, write_unit
 
@@ -37,7 +38,13 @@ def write_unit_list(name: str, dataset: dict, path: str | Path) -> list[Unit]:
 
 
 def read_unit_list(path: str | Path) -> list[Unit]:
-    return [Unit.from_json(u) for u in json.loads(Path(path).read_text())["units"]]
+    try:
+        return [Unit.from_json(u) for u in json.loads(Path(path).read_text())["units"]]
+    except FileNotFoundError:
+        raise DataError(f"{path} not found — run `medgan prepare DATASET --list-units` first") from None
+    except (ValueError, KeyError, TypeError) as err:
+        raise DataError(f"{path}: damaged unit list ({type(err).__name__}: {err}) — delete it and run "
+                        f"`medgan prepare DATASET --list-units` again") from None
 
 
 def convert_unit(unit: Unit, dataset: dict, folder: Path) -> None:
@@ -80,14 +87,44 @@ def check_dataset(name: str, dataset: dict) -> list[str]:
     return problems
 
 
+MANIFEST_REQUIRED = ("case", "split", "class", "path")
+
+
 def load_manifest(slices_dir: str | Path) -> pd.DataFrame:
+    """manifest.csv, checked: it may have been edited by hand or copied without its images."""
     path = Path(slices_dir) / "manifest.csv"
     if not path.exists():
         raise DataError(f"{path} not found — run `medgan prepare` for this dataset first")
-    manifest = pd.read_csv(path, dtype={"case": str, "path": str, "mask_path": str})
+    try:
+        manifest = pd.read_csv(path, dtype={"case": str, "path": str, "mask_path": str})
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: not a readable CSV ({_first_line(err)}) — rerun `medgan prepare`") from None
+    missing = [c for c in MANIFEST_REQUIRED if c not in manifest]
+    if missing:
+        raise DataError(f"{path}: column(s) {missing} missing — rerun `medgan prepare` for this dataset")
+    problems = []
+    empty = manifest[list(MANIFEST_REQUIRED)].isna().any(axis=1)
+    problems += [f"row {i + 2}: empty {', '.join(c for c in MANIFEST_REQUIRED if pd.isna(manifest.at[i, c]))}"
+                 for i in manifest.index[empty][:5]]
+    bad_split = ~manifest["split"].isin(SPLITS) & ~empty
+    problems += [f"row {i + 2}: split '{manifest.at[i, 'split']}' is not one of {list(SPLITS)}"
+                 for i in manifest.index[bad_split][:5]]
     if "mask_path" in manifest:
         manifest["mask_path"] = manifest["mask_path"].fillna("")
+    files = [p for p in manifest["path"].dropna()] + [p for p in manifest.get("mask_path", []) if p]
+    absent = [p for p in files if not (Path(slices_dir) / p).is_file()]
+    problems += [f"{Path(slices_dir) / p} is listed but missing" for p in absent[:5]]
+    if len(absent) > 5:
+        problems.append(f"... and {len(absent) - 5} more listed files are missing")
+    if problems:
+        raise DataError(f"{path}: {len(problems)} problem(s):\n" + "\n".join(f"  - {p}" for p in problems)
+                        + "\n  — rerun `medgan prepare` for this dataset (or restore the files)")
     return manifest
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
 
 
 def load_images(slices_dir: str | Path, manifest: pd.DataFrame, column: str = "path"):
@@ -96,4 +133,17 @@ def load_images(slices_dir: str | Path, manifest: pd.DataFrame, column: str = "p
     from PIL import Image
 
     slices_dir = Path(slices_dir)
-    return np.stack([np.asarray(Image.open(slices_dir / p).convert("L")) for p in manifest[column]])
+    arrays = []
+    for rel in manifest[column]:
+        try:
+            with Image.open(slices_dir / rel) as image:
+                arrays.append(np.asarray(image.convert("L")))
+        except (OSError, ValueError) as err:
+            raise DataError(f"{slices_dir / rel}: unreadable image ({err}) — rerun `medgan prepare`") from None
+        if arrays[-1].shape != arrays[0].shape:
+            raise DataError(f"{slices_dir / rel}: {arrays[-1].shape[1]}×{arrays[-1].shape[0]} pixels, the "
+                            f"dataset's other images are {arrays[0].shape[1]}×{arrays[0].shape[0]} — rerun "
+                            f"`medgan prepare`")
+    if not arrays:
+        raise DataError(f"{slices_dir}/manifest.csv: no images selected")
+    return np.stack(arrays)

@@ -8,6 +8,7 @@ file's voxel order."""
 from __future__ import annotations
 
 import gzip
+import os
 import re
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import SimpleITK as sitk
 from nibabel import orientations
 
 from .errors import DataError
+from .folders import glob_following_links
 from .images import fit_to_size, resample_to_spacing, safe_name, window_to_uint8
 from .units import Record, Unit
 
@@ -41,15 +43,22 @@ def layout_of(dataset: dict) -> dict:
     for key in ("images", "case_regex", "labels"):
         if dataset.get(key):
             layout[key] = dataset[key]
+    name = dataset.get("layout", "lits")
+    if name not in (*LAYOUTS, "custom"):
+        raise DataError(f"layout '{name}' is not a layout of kind volumes (use {', '.join(LAYOUTS)} or custom) "
+                        f"— fix `layout` in params.yaml")
     missing = [k for k in ("images", "case_regex", "labels") if not layout.get(k)]
     if missing:
-        raise DataError(f"layout 'custom' needs {', '.join(missing)} in params.yaml")
+        raise DataError(f"layout '{name}' needs {', '.join(missing)} in params.yaml")
     return layout
 
 
 def window_of(dataset: dict) -> tuple[float, float]:
     window = dataset.get("window", "abdomen")
-    return WINDOWS[window] if isinstance(window, str) else tuple(window)
+    low, high = WINDOWS[window] if isinstance(window, str) else tuple(window)
+    if not low < high:
+        raise DataError(f"window {list(window)}: low must be below high (e.g. [-100, 400]) — fix `window`")
+    return low, high
 
 
 def _extension(name: str) -> str:
@@ -64,9 +73,16 @@ def list_units(dataset: dict) -> tuple[list[Unit], list[str]]:
     layout = layout_of(dataset)
     found: dict[str, list[tuple[Path, Path]]] = {}
     problems = []
-    for image in sorted(raw.glob(layout["images"])):
+    for image in glob_following_links(raw, layout["images"]):
+        if image.name.startswith("._"):
+            continue  # macOS resource forks (shipped inside the MSD archives): never data
+        if image.is_symlink() and not image.exists():
+            problems.append(f"{image}: broken link (to {os.readlink(image)}) — fix the link or remove it")
+            continue
         match = re.search(layout["case_regex"], image.name)
         if not match:
+            problems.append(f"{image}: matches '{layout['images']}' but its name does not match case_regex "
+                            f"'{layout['case_regex']}' — rename it, move it out of raw, or set `case_regex`")
             continue
         case = match.group(1)
         label = raw / layout["labels"].format(dir=image.parent.relative_to(raw), case=case,
@@ -131,6 +147,10 @@ def read_image(path: str | Path) -> sitk.Image:
     path = Path(path)
     try:
         if path.is_dir():
+            series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(path))
+            if len(series) > 1:  # SimpleITK would silently read the first one only
+                raise DataError(f"{path}: folder holds {len(series)} DICOM series ({', '.join(series[:3])}) — "
+                                f"keep one series per folder (move the others out, e.g. scouts)")
             names = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path))
             if not names:
                 raise DataError(f"{path}: folder holds no DICOM series — point the pattern at the series folder")
@@ -204,13 +224,28 @@ def present_values(label: np.ndarray, declared) -> list[int]:
     return (np.flatnonzero(counts) + low).tolist()
 
 
-def check_label_values(label: np.ndarray, path, declared) -> np.ndarray:
+ROUNDING_TOLERANCE = 1e-3  # float labels this close to integers are resampling noise
+
+
+def _float_labels(label: np.ndarray, path, round_labels: bool) -> np.ndarray:
+    rounded = np.round(label)
+    if not np.array_equal(label, rounded):
+        off = np.abs(label - rounded)
+        examples = ", ".join(f"{v:.6g}" for v in np.unique(label[off > 0])[:5])
+        if off.max() > ROUNDING_TOLERANCE:
+            raise DataError(f"{path}: label map holds non-integer values (e.g. {examples}) — it is probably "
+                            f"an image, not a segmentation; fix the pattern or the file")
+        if not round_labels:
+            raise DataError(f"{path}: label map holds near-integer values (e.g. {examples}), all within "
+                            f"{ROUNDING_TOLERANCE:g} of an integer — set `round_labels: true` for this dataset "
+                            f"to round them, or re-export the labels as integers")
+    return rounded.astype(np.int16 if np.abs(rounded).max() < 32768 else np.int64)
+
+
+def check_label_values(label: np.ndarray, path, declared, round_labels: bool = False) -> np.ndarray:
     """Integer labels from the declared set, or a DataError. Returns an integer array."""
     if label.dtype.kind == "f":
-        if not np.array_equal(label, np.round(label)):
-            raise DataError(f"{path}: label map holds non-integer values — it is probably an image, "
-                            f"not a segmentation; fix the pattern or the file")
-        label = label.astype(np.int16 if np.abs(label).max() < 32768 else np.int64)
+        label = _float_labels(label, path, round_labels)
     unexpected = sorted(set(present_values(label, declared)) - set(declared))
     if unexpected:
         raise DataError(f"{path}: label values {unexpected} are outside the declared set {list(declared)} — "
@@ -256,7 +291,7 @@ def convert_case(item: dict, dataset: dict):
     # of this generator); every array kept past it is a copy (hu[keep], masks, PNG pixels).
     hu, spacing = display_array(image, sitk.GetArrayViewFromImage(image))
     label_values = check_label_values(sitk.GetArrayViewFromImage(label_image), label_path,
-                                      dataset.get("label_values", [0, 1, 2]))
+                                      dataset.get("label_values", [0, 1, 2]), dataset.get("round_labels", False))
     label, _ = display_array(label_image, label_values)
     organ_labels, lesion_labels = dataset.get("organ_labels", [1, 2]), dataset.get("lesion_labels", [2])
     organ, lesion = per_slice_counts(label, organ_labels, lesion_labels)

@@ -81,6 +81,8 @@ def read_unit_rows(folder: Path) -> pd.DataFrame:
                            keep_default_na=False, na_values=[""])
     except pd.errors.EmptyDataError:
         return pd.DataFrame()
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise DataError(f"{folder / 'rows.csv'}: damaged ({err}) — delete {folder} and rerun prepare") from None
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:

@@ -116,7 +116,15 @@ class FeatureStore:
             return self._compute(extractor, image_set.paths)
         path, options = cache_file(self._describe(extractor), image_set)
         if path.exists():
-            return np.load(path)
+            try:
+                cached = np.load(path)  # allow_pickle=False: a planted object array is refused
+            except (OSError, ValueError, EOFError) as err:
+                print(f"{path}: damaged feature cache ({err}) — recomputing it")
+            else:
+                if cached.ndim == 2 and len(cached) == len(image_set.paths):
+                    return cached
+                print(f"{path}: feature cache of shape {cached.shape} does not fit {len(image_set.paths)} "
+                      f"images — recomputing it")
         features = self._compute(extractor, image_set.paths)
         with atomic_file(path) as tmp:
             with open(tmp, "wb") as f:

@@ -69,6 +69,11 @@ def _hub_dir_holding(weights: Path):
 def inception_model(weights: Path):
     from pytorch_fid.inception import InceptionV3
 
+    from ..modelio import safe_load
+
+    # pytorch-fid loads through torch.hub, which unpickles anything: vet the file first, so that a
+    # planted pickle in the hub cache or at inception_weights is refused instead of run.
+    safe_load(weights)
     with _hub_dir_holding(weights):
         return InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[2048]]).eval()
 
