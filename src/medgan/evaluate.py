@@ -46,7 +46,7 @@ def real_set(params: dict, dataset: str, manifest: pd.DataFrame, split: str, cls
 
 def samples_with_files(name: str) -> pd.DataFrame:
     folder = paths.path(paths.SAMPLES, experiment=name)
-    index = pd.read_csv(folder / "samples.csv", dtype={"pair": str})
+    index = pd.read_csv(folder / "samples.csv", dtype={"pair": str, "case": str})
     return index.assign(file=[str(folder / p) for p in index["path"]])
 
 
@@ -94,6 +94,9 @@ def evaluate(params: dict, name: str) -> dict:
     results = {"experiment": name, **exp, "seed": params["seed"], "real_split": split,
                "n_real": len(inp.real), "n_fake": len(inp.fake), "n_train": len(inp.train),
                "metrics": run_metrics(inp)}
+    settings = paths.path(paths.SAMPLES, experiment=name) / "settings.json"
+    if settings.exists():  # what the model was trained and sampled with (effective values)
+        results["settings"] = json.loads(settings.read_text())
     write_closest_pairs(inp, paths.path(paths.CLOSEST_PAIRS, experiment=name))
     write_json(paths.path(paths.METRICS, experiment=name), results)
     return results
@@ -160,7 +163,8 @@ def cell(entry: dict | None) -> str:
         text += f" [{entry['ci_low']:.3g}, {entry['ci_high']:.3g}]"
     else:
         text += " [no CI]"
-    return text + f" n={entry['n_real']}/{entry['n_fake']}"
+    text += f" n={entry['n_real']}/{entry['n_fake']}"
+    return text + (f" ({entry['n_patients']} patients)" if "n_patients" in entry else "")
 
 
 def flat_row(base: dict, metrics: dict, names: list[str]) -> tuple[dict, dict]:
