@@ -118,7 +118,7 @@ def render_pairs(G, model: dict, reals: torch.Tensor, masks: torch.Tensor, seed:
                  batch_size: int = 32) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(outputs, painted regions or None) for held-out slices and their label maps."""
     encoding = model_encoding(model)
-    if model["variant"] == "pix2pix_inpaint":
+    if variants.VARIANTS[model["variant"]].paints:
         regions = inpaint.sampling_regions(masks, encoding, model["hp"]["sample_margin"], seed)
         return inpaint.paint(G, reals, masks, regions, encoding, batch_size), regions
     scaled = encoding.to_model_range(masks)

@@ -18,6 +18,7 @@ class Variant:
     paired: bool = False  # G maps a label mask to an image (pix2pix)
     # paired: (images in [-1, 1], label maps uint8, encoding, hp, rng) -> G's input
     condition: Callable | None = None
+    paints: bool = False  # G repaints a region of a real slice (medgan.inpaint)
 
 
 def _label_map_condition(images, label_maps_uint8, encoding, hp, rng):
@@ -64,7 +65,7 @@ VARIANTS = {
     "cgan": Variant(_cgan, conditional=True),
     "wgan_gp": Variant(_wgan_gp),
     "pix2pix": Variant(_pix2pix, paired=True, condition=_label_map_condition),
-    "pix2pix_inpaint": Variant(_pix2pix_inpaint, paired=True, condition=inpaint.training_condition),
+    "pix2pix_inpaint": Variant(_pix2pix_inpaint, paired=True, condition=inpaint.training_condition, paints=True),
 }
 
 
