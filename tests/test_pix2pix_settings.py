@@ -185,9 +185,14 @@ def test_inpaint_generator_keeps_every_pixel_outside_the_region():
     region = inpaint.dilate(label_map == 2, 3)
     encoding = labels.encoding_of({"kind": "volumes"})
     with torch.no_grad():
-        raw = train.to_uint8(G(inpaint.condition(train.to_model_range(image), label_map, region, encoding)))
+        cond = inpaint.condition(train.to_model_range(image), label_map, region, encoding, G.feather)
+        raw = train.to_uint8(G(cond))
     assert torch.equal(raw[~region], image[~region])  # the network's own composite, no clean-up
     assert not torch.equal(raw[region], image[region])
+    core = inpaint.blend_weights(region, G.feather) == 1
+    assert core.any() and (cond[:, :1][core] == 0).all()  # G never sees the region's inside
+    band = region & ~core
+    assert torch.equal(train.to_uint8(cond[:, :1])[band], image[band])  # only its border band
     painted = inpaint.paint(G, image[0, 0].numpy(), label_map[0, 0].numpy(), region[0, 0].numpy(), encoding)
     assert isinstance(painted, np.ndarray) and painted.shape == (SIZE, SIZE)
     assert np.array_equal(painted[~region[0, 0].numpy()], image[0, 0].numpy()[~region[0, 0].numpy()])

@@ -1,10 +1,12 @@
 """Painting lesions into real anatomy (the pix2pix_inpaint variant; after Hu et al., CVPR 2023,
 who synthesise tumours into real healthy livers).
 
-The generator's condition has three channels: the real slice, the label map and the region to
-repaint (all in [-1, 1]). The U-Net sees the slice with the region blanked; its output replaces
-only the region, blended with the real slice over `feather` pixels inside the region's border, so
-every pixel outside the region is the input slice, exactly. Training draws regions around real
+The generator's condition has three channels (all in [-1, 1]): the real slice with the region
+blanked except for a band of `feather` pixels inside its border, the label map and the region.
+The output replaces only the region: the U-Net's image inside, blended with the real slice across
+that band; every pixel outside the region is the input slice, exactly. The discriminator sees the
+same condition beside the output, so the real pixels it could compare against are only those the
+generator sees too. Training draws regions around real
 lesions and around healthy organ tissue of the held-in pairs; `paint` is the entry point for
 callers (sampling, lesion synthesis)."""
 
@@ -36,8 +38,7 @@ def blend_weights(region: torch.Tensor, feather: int) -> torch.Tensor:
 
 
 class InpaintGenerator(nn.Module):
-    """pix2pix's U-Net on (blanked slice, label map, region) and a composite that keeps the slice
-    outside the region."""
+    """pix2pix's U-Net on a `condition` and a composite that keeps the slice outside the region."""
 
     def __init__(self, image_size, ngf: int = 64, dropout: float = 0.5, feather: int = 3):
         super().__init__()
@@ -45,19 +46,19 @@ class InpaintGenerator(nn.Module):
         self.feather = feather
 
     def forward(self, condition: torch.Tensor, labels=None) -> torch.Tensor:
-        image, label_map, region_channel = condition[:, :1], condition[:, 1:2], condition[:, 2:3]
-        region = region_channel > 0
-        blanked = torch.where(region, torch.zeros_like(image), image)
-        raw = self.unet(torch.cat([blanked, label_map, region_channel], 1))
-        weight = blend_weights(region, self.feather).to(raw.dtype)
-        return torch.where(region, weight * raw + (1 - weight) * image.to(raw.dtype), image.to(raw.dtype))
+        raw = self.unet(condition)
+        image, region = condition[:, :1].to(raw.dtype), condition[:, 2:3] > 0
+        weight = blend_weights(region, self.feather).to(raw.dtype)  # 1 where the slice is blanked
+        return torch.where(region, weight * raw + (1 - weight) * image, image)
 
 
 def condition(images: torch.Tensor, label_maps_uint8: torch.Tensor, region: torch.Tensor,
-              encoding: Encoding) -> torch.Tensor:
-    """The generator input: images in [-1, 1], label values, boolean region, all (N, 1, H, W)."""
-    return torch.cat([images.float(), encoding.to_model_range(label_maps_uint8),
-                      region.float().mul(2.0).sub(1.0)], 1)
+              encoding: Encoding, feather: int) -> torch.Tensor:
+    """The generator input from images in [-1, 1], label values and a boolean region, all
+    (N, 1, H, W): the region's inside (all but its `feather`-pixel border band) is blanked to 0."""
+    core = blend_weights(region, feather) >= 1.0
+    blanked = torch.where(core, torch.zeros_like(images, dtype=torch.float32), images.float())
+    return torch.cat([blanked, encoding.to_model_range(label_maps_uint8), region.float().mul(2.0).sub(1.0)], 1)
 
 
 def _organ_seed(organ: np.ndarray, rng: torch.Generator) -> np.ndarray:
@@ -105,7 +106,8 @@ def sampling_regions(label_maps_uint8: torch.Tensor, encoding: Encoding, margin:
 
 def training_condition(images: torch.Tensor, label_maps_uint8: torch.Tensor, encoding: Encoding,
                        hp: dict, rng: torch.Generator) -> torch.Tensor:
-    return condition(images, label_maps_uint8, training_regions(label_maps_uint8, encoding, hp, rng), encoding)
+    regions = training_regions(label_maps_uint8, encoding, hp, rng)
+    return condition(images, label_maps_uint8, regions, encoding, hp["feather"])
 
 
 @torch.no_grad()
@@ -134,7 +136,7 @@ def paint(G: nn.Module, image, label_map, region, encoding: Encoding | None = No
     for start in range(0, len(image_t), batch_size):
         part = slice(start, start + batch_size)
         cond = condition(to_model_range(image_t[part].to(torch.uint8)), label_t[part].to(torch.uint8),
-                         region_t[part].bool(), encoding)
+                         region_t[part].bool(), encoding, G.feather)
         out.append(to_uint8(G(cond.to(device))))
     painted = torch.cat(out)
     painted = torch.where(region_t.bool(), painted, image_t.to(torch.uint8))  # exact outside, by contract
