@@ -119,8 +119,10 @@ def paint(G: nn.Module, image, label_map, region, encoding: Encoding | None = No
     shape. Returns uint8 of the image's shape and type (numpy in, numpy out); pixels outside
     the region are the input's. G is used in the mode the caller set (eval, dropout on or off);
     `encoding` defaults to the one load_generator attaches to G."""
-    from .train import to_model_range, to_uint8
+    from .train import to_model_range, to_uint8  # train imports variants, which imports this module
 
+    if not hasattr(G, "feather"):
+        raise ValueError(f"paint needs a pix2pix_inpaint generator, got {type(G).__name__}")
     encoding = encoding or getattr(G, "encoding", None)
     if encoding is None:
         raise ValueError("paint: pass the dataset's label encoding (medgan.labels.encoding_of)")
