@@ -237,3 +237,8 @@ def test_inpaint_variant_trains_samples_and_is_measured(organs):
     assert metrics["paired_mae_region"]["value"] > 0
     assert metrics["paired_contrast_hu_fake"]["n_pairs"] == 4
     json.dumps(metrics)  # JSON-serialisable
+
+
+def test_summary_cell_names_the_patients_behind_a_paired_number():
+    entry = {"value": 0.8, "ci_low": 0.7, "ci_high": 0.9, "n_real": 66, "n_fake": 66, "n_patients": 2}
+    assert evaluate.cell(entry) == "0.8 [0.7, 0.9] n=66/66 (2 patients)"
