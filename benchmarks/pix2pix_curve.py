@@ -53,6 +53,7 @@ def main() -> None:
     parser.add_argument("--experiment", default="lits_pix2pix")
     parser.add_argument("--steps", type=int, nargs="+", default=[250, 500, 1000, 2000])
     parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--lr-schedule", choices=["constant", "linear"], help="override train.lr_schedule")
     args = parser.parse_args()
 
     from medgan import config, train
@@ -60,11 +61,14 @@ def main() -> None:
     params = config.load(args.params)
     params["experiments"][args.experiment].setdefault("train", {})["iterations"] = max(args.steps)
     params["experiments"][args.experiment]["train"]["checkpoint_every"] = max(args.steps) + 1
+    if args.lr_schedule:  # the decay then ends at the largest step count
+        params["experiments"][args.experiment]["train"]["lr_schedule"] = args.lr_schedule
     reals, masks, cases = held_out(params, args.experiment)
     trainer = train.Trainer(params, args.experiment)
     trainer.G.train()
     trainer.D.train()
     print(f"# {args.experiment}: {len(reals)} held-out pairs, {len(np.unique(cases))} patients, "
+          f"lr_schedule {trainer.train_cfg['lr_schedule']}, diffaugment {trainer.train_cfg['diffaugment']}, "
           f"threads {torch.get_num_threads()}, load {os.getloadavg()[0]:.1f}")
     print("step,ssim,per_patient,train_seconds")
     elapsed, done = 0.0, 0
