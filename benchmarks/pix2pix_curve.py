@@ -40,8 +40,8 @@ def score(trainer, reals, masks, cases, params) -> tuple[float, dict]:
     G = copy.deepcopy(trainer.G)
     sample.set_test_time_dropout(G, params["sample"]["dropout"])
     model = {"variant": trainer.exp["variant"], "hp": trainer.hp, "labels": trainer.settings["labels"]}
-    torch.manual_seed(params["seed"])
-    with torch.no_grad():
+    with torch.random.fork_rng(), torch.no_grad():  # scoring must not change training's dropout draws
+        torch.manual_seed(params["seed"])
         fakes, _ = sample.render_pairs(G, model, reals, masks, params["seed"])
     ssim = np.array([structural_similarity(r[0].numpy() / 255.0, f[0].numpy() / 255.0, data_range=1.0)
                      for r, f in zip(reals, fakes)])
