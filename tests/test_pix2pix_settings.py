@@ -99,6 +99,7 @@ def test_settings_reach_the_networks_optimisers_and_the_json(organs, monkeypatch
     result = evaluate.evaluate(params, "p2p")
     settings = result["settings"]
     assert settings["train"]["lr_schedule"] == "linear" and settings["train"]["diffaugment"] == []
+    assert settings["training_run"]["precision"] in ("fp32", "bf16") and settings["training_run"]["device"] == "cpu"
     assert settings["labels"] == {"max_value": 2, "lesion_value": 2, "organ_values": [1, 2]}
     assert settings["sample"]["dropout_setting"] is True
     assert settings["sample"]["test_time_dropout"] is False  # a 32x32 U-Net has no dropout level

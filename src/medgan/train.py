@@ -438,6 +438,8 @@ class Trainer:
         model = {"variant": self.exp["variant"], "experiment": self.name, "hp": self.hp,
                  "image_size": self.settings["image_size"], "classes": self.settings["classes"],
                  "labels": self.settings.get("labels"), "train": self.train_cfg, "step": self.step,
+                 "effective": {"device": self.device.type, "world_size": self.world,
+                               "precision": "fp32" if isinstance(self.autocast(), contextlib.nullcontext) else "bf16"},
                  "G": {k: v.cpu() for k, v in G.state_dict().items()}}
         with atomic_file(paths.path(paths.MODEL, experiment=self.name)) as tmp:
             torch.save(model, tmp)
