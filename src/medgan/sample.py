@@ -15,9 +15,8 @@ import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
-from torchvision.utils import make_grid
-
 from torch import nn
+from torchvision.utils import make_grid
 
 from . import config, inpaint, labels, paths, variants
 from .atomic import atomic_dir, atomic_file, write_json
