@@ -17,7 +17,7 @@ VERBS = {
     "check-data": "list every problem of the raw dataset DATASET at once (nothing is written)",
     "prepare": "raw dataset -> labeled 2D slices + manifest in data/slices/DATASET, split by case",
     "train": "train the GAN of EXPERIMENT (resumes from its last checkpoint)",
-    "sample": "write N generated images and a grid for EXPERIMENT",
+    "sample": "write N generated images (paired variants: one per held-out pair) and a grid for EXPERIMENT",
     "evaluate": "metrics of EXPERIMENT's samples against held-out real images",
     "baseline": "real-vs-real floor of DATASET: the metrics between two halves of its held-out images",
     "summarize": "one table of all experiments' metrics (summary.csv and summary.md); removes the "

@@ -50,7 +50,7 @@ def samples_with_files(name: str) -> pd.DataFrame:
     if not index_path.is_file():
         raise DataError(f"{index_path} not found — run `medgan sample {name}` first")
     try:
-        index = pd.read_csv(index_path, dtype={"pair": str})
+        index = pd.read_csv(index_path, dtype={"pair": str, "case": str})
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:
         raise DataError(f"{index_path}: not a readable CSV ({err}) — rerun `medgan sample {name}`") from None
     missing = [c for c in ("path", "class", "kind") if c not in index]
@@ -106,6 +106,9 @@ def evaluate(params: dict, name: str) -> dict:
     results = {"experiment": name, **exp, "seed": params["seed"], "real_split": split,
                "n_real": len(inp.real), "n_fake": len(inp.fake), "n_train": len(inp.train),
                "training": training_signals(name), "metrics": run_metrics(inp)}
+    settings = paths.path(paths.SAMPLES, experiment=name) / "settings.json"
+    if settings.exists():  # what the model was trained and sampled with (effective values)
+        results["settings"] = read_json(settings, f"rerun `medgan sample {name}`")
     write_closest_pairs(inp, paths.path(paths.CLOSEST_PAIRS, experiment=name))
     write_json(paths.path(paths.METRICS, experiment=name), results)
     return results
@@ -182,7 +185,8 @@ def cell(entry: dict | None) -> str:
         text += f" [{entry['ci_low']:.3g}, {entry['ci_high']:.3g}]"
     else:
         text += " [no CI]"
-    return text + f" n={entry['n_real']}/{entry['n_fake']}"
+    text += f" n={entry['n_real']}/{entry['n_fake']}"
+    return text + (f" ({entry['n_patients']} patients)" if "n_patients" in entry else "")
 
 
 def flat_row(base: dict, metrics: dict, names: list[str]) -> tuple[dict, dict]:

@@ -20,14 +20,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import variants
+from . import labels, variants
 from .atomic import atomic_file
 from .errors import MedganError
 
 LAST, PREVIOUS = "last.pt", "previous.pt"
 CHECKPOINT_KEYS = ("step", "fingerprint", "log", "progress", "rollbacks", "G", "D", "G_ema", "opt_g",
                    "opt_d", "rng", "torch_rng", "numpy_rng", "python_rng")
-MODEL_KEYS = ("variant", "experiment", "hp", "image_size", "classes", "mask_max", "step", "G")
+MODEL_KEYS = ("variant", "experiment", "hp", "image_size", "classes", "step", "G")
 
 
 class ModelFileError(MedganError, ValueError):
@@ -149,4 +149,6 @@ def load_generator(model_path: str | os.PathLike, device: str = "cpu") -> tuple[
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         raise ModelFileError(f"{model_path}: its weights do not fit a {model['variant']} generator "
                              f"({_first_line(err)}) — retrain it with this medgan") from None
+    if model.get("labels"):
+        G.encoding = labels.encoding_from_dict(model["labels"])  # inpaint.paint reads it
     return G.to(device).eval(), model

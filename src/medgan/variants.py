@@ -8,7 +8,7 @@ from typing import Callable
 
 from torch import nn
 
-from . import networks
+from . import inpaint, networks
 
 
 @dataclass(frozen=True)
@@ -16,6 +16,13 @@ class Variant:
     build: Callable[..., tuple[nn.Module, nn.Module]]  # (image_size, hp, n_classes) -> (G, D)
     conditional: bool = False  # G and D take class labels; trained on all classes
     paired: bool = False  # G maps a label mask to an image (pix2pix)
+    # paired: (images in [-1, 1], label maps uint8, encoding, hp, rng) -> G's input
+    condition: Callable | None = None
+    paints: bool = False  # G repaints a region of a real slice (medgan.inpaint)
+
+
+def _label_map_condition(images, label_maps_uint8, encoding, hp, rng):
+    return encoding.to_model_range(label_maps_uint8)
 
 
 def _vanilla(size, hp, n_classes):
@@ -46,12 +53,19 @@ def _pix2pix(size, hp, n_classes):
             networks.PatchDiscriminator(2, hp["ndf"], hp["n_layers_d"], hp["spectral_norm"]))
 
 
+def _pix2pix_inpaint(size, hp, n_classes):
+    # D judges (slice, label map, region, output) together, so it sees what was asked for where
+    return (inpaint.InpaintGenerator(size, hp["ngf"], hp["dropout"], hp["feather"]),
+            networks.PatchDiscriminator(4, hp["ndf"], hp["n_layers_d"], hp["spectral_norm"]))
+
+
 VARIANTS = {
     "vanilla": Variant(_vanilla),
     "dcgan": Variant(_dcgan),
     "cgan": Variant(_cgan, conditional=True),
     "wgan_gp": Variant(_wgan_gp),
-    "pix2pix": Variant(_pix2pix, paired=True),
+    "pix2pix": Variant(_pix2pix, paired=True, condition=_label_map_condition),
+    "pix2pix_inpaint": Variant(_pix2pix_inpaint, paired=True, condition=inpaint.training_condition, paints=True),
 }
 
 
