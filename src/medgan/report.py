@@ -230,7 +230,7 @@ def training_curves(log: pd.DataFrame) -> str:
 def guard_events(log: pd.DataFrame) -> list[dict]:
     if "guard" not in log:
         return []
-    reasons = log["guard"].fillna("").astype(str).str.strip()  # empty on rows where it did not fire
+    reasons = log["guard"].map(lambda g: "" if pd.isna(g) else str(g).strip())  # empty where it did not fire
     fired = reasons != ""
     return [{"step": int(s), "reason": g} for s, g in zip(log.loc[fired, "step"], reasons[fired])]
 
@@ -403,8 +403,9 @@ def build(params: dict) -> Path:
         names = [n for n, e in params["experiments"].items() if e["dataset"] == dataset]
         if not names:
             continue
+        table = table_view(metric_table(params, dataset))
         sections = [experiment_section(params, n) for n in tqdm(names, desc=f"report {dataset}", unit="experiment")]
-        datasets.append({"name": dataset, "table": table_view(metric_table(params, dataset)),
+        datasets.append({"name": dataset, "table": table,
                          "window": params["datasets"][dataset].get("window"), "experiments": sections})
     page = render("report.html.j2", datasets=datasets, version=__version__, commit=git_commit(),
                   params_hash=params_hash(params), seed=params["seed"],
