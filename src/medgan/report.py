@@ -134,7 +134,8 @@ def params_hash(params: dict) -> str:
 def metric_table(params: dict, dataset: str) -> pd.DataFrame:
     """The compact headline table of one dataset: a row per experiment, then the real-vs-real
     baseline row per class; columns kind, name, variant, class, n_real, n_fake, and per
-    headline metric `<m>`, `<m>_ci_low`, `<m>_ci_high`, `<m>_skipped` (the reason, or '')."""
+    headline metric `<m>`, `<m>_ci_low`, `<m>_ci_high`, `<m>_skipped` (the reason, or '').
+    The one place the table is built: medgan.summary's shared headline table can replace this body."""
     def row(base: dict, metrics: dict) -> dict:
         out = dict(base)
         for name in HEADLINE:
