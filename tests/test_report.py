@@ -104,3 +104,11 @@ def test_new_verbs_have_help(verb, capsys):
 def test_report_names_the_missing_input(params, capsys):
     assert cli.main(["report"]) == 2
     assert "results/metrics/experiments/tiny_dcgan_healthy.json not found" in capsys.readouterr().err
+
+
+def test_real_grid_of_a_conditional_gan_has_a_block_per_class():
+    held_out = pd.DataFrame({"class": ["a", "b", "b", "b"]})
+    images = np.array([np.full((2, 2), v, np.uint8) for v in (10, 20, 30, 40)])
+    grid = report.real_grid_like(held_out, images, ["a", "b"], rows=2, columns=2)
+    tiles = [int(grid[2 + r * 4, 2 + c * 4]) for r in range(2) for c in range(2)]
+    assert tiles == [10, 255, 20, 30]  # class a's row (one image, then white), class b's row

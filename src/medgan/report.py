@@ -318,6 +318,21 @@ def image_grid(images: np.ndarray, rows: int, columns: int, pad: int = 2) -> np.
     return canvas
 
 
+def real_grid_like(held_out: pd.DataFrame, images: np.ndarray, classes: list[str], rows: int,
+                   columns: int) -> np.ndarray:
+    """Real images in the generated grid's layout: a block of rows per class when sample drew
+    one block per class (a conditional GAN), else in order; white where real images run out."""
+    if len(classes) > 1 and rows % len(classes) == 0:
+        per_class = rows // len(classes) * columns
+        blank = np.full(images.shape[1:], 255, np.uint8)
+        tiles = []
+        for cls in classes:
+            mine = list(images[np.asarray(held_out["class"] == cls)][:per_class])
+            tiles += mine + [blank] * (per_class - len(mine))
+        images = np.stack(tiles)
+    return image_grid(images, rows, columns)
+
+
 # ---------------------------------------------------------------------------------------------
 # one experiment
 
@@ -360,7 +375,7 @@ def experiment_section(params: dict, name: str) -> dict:
     fake_pixels = load_gray(list(fakes["file"]), size)
     if not paired:
         rows, columns = grid_shape(grid, size)
-        real_grid = image_grid((real_pixels * 255).round().astype(np.uint8), rows, columns)
+        real_grid = real_grid_like(held_out, (real_pixels * 255).round().astype(np.uint8), classes, rows, columns)
         section["real_grid"] = pixel_image(real_grid, 540)
         section["real_grid_n"] = min(len(real_pixels), rows * columns)
     log = pd.read_csv(paths.path(paths.TRAIN_LOG, experiment=name))

@@ -122,7 +122,7 @@ def read_answers(path: Path, key: dict) -> pd.DataFrame:
         raise AnswersError(f"{path}: " + "; ".join(
             ([f"image ids not in the key: {unknown[:5]}"] if unknown else [])
             + ([f"answers must be 'real' or 'synthetic', got {bad[:5]}"] if bad else [])))
-    frame = frame.drop_duplicates("image_id", keep="last")
+    frame = frame.drop_duplicates(["reader", "image_id"], keep="last")  # a changed answer: the last one counts
     return frame.assign(truth=frame["image_id"].map(truth), source_file=str(path))
 
 
