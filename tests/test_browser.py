@@ -28,7 +28,7 @@ from medgan import config
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 PACKAGES = ["chromium", "chromium-driver"]
-CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 # Flags that keep a headless Chromium from reaching out (updates, sync, QUIC) and from
 # needing a sandbox or GPU in a container.
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -38,9 +38,20 @@ EXPERIMENT = "tiny_dcgan_tumour"
 PIPELINE_LIMIT_S = 900
 
 
-def install_chromium() -> None:
-    if shutil.which("chromium") and shutil.which("chromedriver"):
-        return
+def find_browser() -> tuple[str, str] | None:
+    """(browser, chromedriver) already installed: Debian's chromium, or Chrome as on GitHub's
+    Ubuntu runners (which set $CHROMEWEBDRIVER)."""
+    browser = next(filter(None, map(shutil.which, BROWSERS)), None)
+    driver = shutil.which("chromedriver") or shutil.which("chromedriver", path=os.environ.get("CHROMEWEBDRIVER") or os.defpath)
+    return (browser, driver) if browser and driver else None
+
+
+def install_chromium() -> tuple[str, str]:
+    """Find Chromium and its driver, else install Debian's with apt-get; skip (with the reason)
+    where that is impossible."""
+    found = find_browser()
+    if found:
+        return found
     if os.geteuid() != 0:
         pytest.skip("Chromium is not installed and installing it (apt-get install chromium chromium-driver) needs root")
     if shutil.which("apt-get") is None:
@@ -54,6 +65,9 @@ def install_chromium() -> None:
         result = subprocess.run(install, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                                 timeout=900)
     assert result.returncode == 0, f"apt-get install failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+    found = find_browser()
+    assert found, f"installed {PACKAGES} but found no browser among {BROWSERS} with a chromedriver"
+    return found
 
 
 def run(cmd, cwd, env):
@@ -81,20 +95,20 @@ def pipeline(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    install_chromium()
+    binary, driver_path = install_chromium()
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is in the dev extra: pip install -e '.[dev]'")
     from selenium.webdriver.chrome.service import Service
 
     downloads = tmp_path_factory.mktemp("downloads")
     options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or CHROMIUM
+    options.binary_location = binary
     for flag in FLAGS:
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chrome_profile')}")
     options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
                                               "download.prompt_for_download": False})
     options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver") or DRIVER))
+    driver = webdriver.Chrome(options=options, service=Service(driver_path))
     driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
     driver.downloads = downloads
     yield driver
