@@ -354,10 +354,31 @@ def feature_section(params: dict, name: str, sets: dict) -> dict:
     return {"uri": uri, "why": "", "fallback": why_not, **info}
 
 
+def pictures(name: str, paired: bool, grid: Path, held_out: pd.DataFrame, real: np.ndarray,
+             classes: list[str], size: tuple[int, int]) -> dict:
+    """The pipeline's images of one experiment, and the real held-out grid beside the generated one."""
+    out = {"grid": pixel_image(grid, 1100 if paired else 540),
+           "progress": pixel_image(paths.path(paths.PROGRESS, experiment=name), 800),
+           "interpolation": pixel_image(paths.path(paths.INTERPOLATION, experiment=name), 800),
+           "memorisation": pixel_image(paths.path(paths.CLOSEST_PAIRS, experiment=name), 300)}
+    if not paired:
+        rows, columns = grid_shape(grid, size)
+        tiles = (real * 255).round().astype(np.uint8)
+        out["real_grid"] = pixel_image(real_grid_like(held_out, tiles, classes, rows, columns), 540)
+        out["real_grid_n"] = min(len(real), rows * columns)
+    return out
+
+
+def training(name: str) -> dict:
+    log = pd.read_csv(paths.path(paths.TRAIN_LOG, experiment=name))
+    return {"curves": training_curves(log), "guard": guard_events(log),
+            "diversity_column": "spread" if "spread" in log else "fake_std"}
+
+
 def experiment_section(params: dict, name: str) -> dict:
+    from . import variants
     from .evaluate import classes_named, fake_set_key, manifest_with_files, real_set, samples_with_files
     from .metrics.common import ImageSet, load_gray
-    from . import turing, variants
 
     exp = params["experiments"][name]
     dataset, split = exp["dataset"], params["evaluate"]["real_split"]
@@ -366,37 +387,27 @@ def experiment_section(params: dict, name: str) -> dict:
     manifest, samples = manifest_with_files(dataset), samples_with_files(name)
     fakes = samples[(samples["kind"] == "fake") & samples["class"].isin(classes)]
     held_out = manifest[(manifest["split"] == split) & manifest["class"].isin(classes)].sort_values("class", kind="stable")
-    grid = paths.path(paths.GRID, experiment=name)
     paired = variants.VARIANTS[exp["variant"]].paired
-    section = {"name": name, "experiment": exp, "paired": paired,
-               "settings": json.dumps(config.training_settings(params, name), indent=2, sort_keys=True),
-               "grid": pixel_image(grid, 1100 if paired else 540), "real_split": split, "classes": classes}
-    real_pixels = load_gray(list(held_out["file"]), size)
-    fake_pixels = load_gray(list(fakes["file"]), size)
-    if not paired:
-        rows, columns = grid_shape(grid, size)
-        real_grid = real_grid_like(held_out, (real_pixels * 255).round().astype(np.uint8), classes, rows, columns)
-        section["real_grid"] = pixel_image(real_grid, 540)
-        section["real_grid_n"] = min(len(real_pixels), rows * columns)
-    log = pd.read_csv(paths.path(paths.TRAIN_LOG, experiment=name))
-    section["curves"], section["guard"] = training_curves(log), guard_events(log)
-    section["diversity_column"] = "spread" if "spread" in log else "fake_std"
-    section["progress"] = pixel_image(paths.path(paths.PROGRESS, experiment=name), 800)
-    section["interpolation"] = pixel_image(paths.path(paths.INTERPOLATION, experiment=name), 800)
-    section["memorisation"] = pixel_image(paths.path(paths.CLOSEST_PAIRS, experiment=name), 300)
-    section["histogram"], section["histogram_info"] = intensity_histogram(real_pixels, fake_pixels, hu_window(manifest))
+    real, fake = load_gray(list(held_out["file"]), size), load_gray(list(fakes["file"]), size)
+    histogram, histogram_info = intensity_histogram(real, fake, hu_window(manifest))
     sets = {"held_out": real_set(params, dataset, manifest, split, exp["class"]),
             "train": real_set(params, dataset, manifest, "train", exp["class"]),
-            "fake": ImageSet(list(fakes["file"]), cache_key=fake_set_key(name)),
-            "manifest": manifest}
-    section["features"] = feature_section(params, name, sets)
+            "fake": ImageSet(list(fakes["file"]), cache_key=fake_set_key(name)), "manifest": manifest}
     metrics = read_json(paths.path(paths.METRICS, experiment=name))["metrics"]
-    section["paired_metrics"] = [{"name": k, **v} for k, v in sorted(metrics.items()) if k.startswith(PAIRED_PREFIX)] if paired else []
-    section["turing"] = turing_section(name, turing)
-    return section
+    return {"name": name, "experiment": exp, "paired": paired, "real_split": split, "classes": classes,
+            "settings": json.dumps(config.training_settings(params, name), indent=2, sort_keys=True),
+            **pictures(name, paired, paths.path(paths.GRID, experiment=name), held_out, real, classes, size),
+            **training(name), "histogram": histogram, "histogram_info": histogram_info,
+            "features": feature_section(params, name, sets),
+            "paired_metrics": [{"name": k, **v} for k, v in sorted(metrics.items())
+                               if paired and k.startswith(PAIRED_PREFIX)],
+            "turing": turing_section(name)}
 
 
-def turing_section(name: str, turing) -> dict:
+def turing_section(name: str) -> dict:
+    """The test page's link (relative to the report), and the scores when answers exist."""
+    from . import turing
+
     page = paths.path(paths.TURING_PAGE, experiment=name)
     out = {"link": str(page.relative_to(Path(paths.REPORT).parent)) if page.exists() else None,
            "answers": paths.TURING_ANSWERS.format(experiment=name), "scores": None, "kappa": None}
