@@ -261,4 +261,9 @@ def stage_params(params: dict, stage: str, target: str | None = None) -> dict:
         return {"seed": params["seed"], "sample": params["sample"]}
     if stage == "evaluate":
         return {"seed": params["seed"], "evaluate": params["evaluate"]}
+    if stage == "turing":
+        return {"seed": params["seed"], "turing": params["turing"], "real_split": params["evaluate"]["real_split"]}
+    if stage == "report":
+        return {"seed": params["seed"], "experiments": params["experiments"],
+                "real_split": params["evaluate"]["real_split"]}
     raise ValueError(f"unknown stage {stage}")

@@ -43,6 +43,12 @@ def real_set(params: dict, dataset: str, manifest: pd.DataFrame, split: str, cls
     return ImageSet(list(rows["file"]), cache_key=key)
 
 
+def fake_set_key(name: str) -> dict:
+    """Cache key of an experiment's generated images (the files' contents are hashed too), so
+    that the report's feature map reuses evaluate's features."""
+    return {"experiment": name, "kind": "fake"}
+
+
 def samples_with_files(name: str) -> pd.DataFrame:
     """samples.csv (the samples contract), checked: columns present, every listed file there."""
     folder = paths.path(paths.SAMPLES, experiment=name)
@@ -101,7 +107,7 @@ def evaluate(params: dict, name: str) -> dict:
     if fakes.empty:
         raise config.ConfigError(f"{paths.path(paths.SAMPLES, experiment=name)}: no generated '{cls}' images")
     inp = inputs_for(params, dataset, real_set(params, dataset, manifest, split, cls),
-                     ImageSet(list(fakes["file"])), real_set(params, dataset, manifest, "train", cls),
+                     ImageSet(list(fakes["file"]), cache_key=fake_set_key(name)), real_set(params, dataset, manifest, "train", cls),
                      manifest, samples, is_baseline=False)
     results = {"experiment": name, **exp, "seed": params["seed"], "real_split": split,
                "n_real": len(inp.real), "n_fake": len(inp.fake), "n_train": len(inp.train),
