@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 from medgan import evaluate, paths, sample, summary, train
@@ -266,6 +267,72 @@ def test_prdc_on_known_point_clouds():
     assert bad == {"prdc_precision": 0.0, "prdc_recall": 0.0, "prdc_density": 0.0, "prdc_coverage": 0.0}
 
 
+# -- relative distance -----------------------------------------------------------------------------
+
+class TwoExtractors(StubFeatures):
+    """Stub features per extractor: {'inception': {id(set): rows}, 'radiomics': {...}}."""
+
+    def get(self, extractor, image_set):
+        if image_set.parent is not None:
+            return self.get(extractor, image_set.parent)[image_set.rows]
+        return self.table[extractor][id(image_set)]
+
+
+def _relative_inputs(shift, n_real=30, n_fake=30, seed=0):
+    rng = np.random.default_rng(seed)
+    real_inc, fake_inc = rng.normal(0, 1, (n_real, 8)), rng.normal(shift, 1, (n_fake, 8))
+    real_rad, fake_rad = rng.normal(0, 1, (n_real, 6)) * [1, 2, 3, 4, 5, 1e-9], rng.normal(shift, 1, (n_fake, 6))
+    inp = make_inputs([f"r{i}" for i in range(n_real)], [f"f{i}" for i in range(n_fake)],
+                      settings={"bootstrap": 200, "kid_subsets": 5}, features=lambda i: None)
+    half = np.arange(n_real) % 2
+    inp.halves = (inp.real.subset(np.flatnonzero(half == 0)), inp.real.subset(np.flatnonzero(half == 1)), "by image")
+    inp.features = TwoExtractors({"inception": {id(inp.real): real_inc, id(inp.fake): fake_inc},
+                                  "radiomics": {id(inp.real): real_rad, id(inp.fake): fake_rad}})
+    return inp
+
+
+def _baseline_of(inp):
+    a, b, _ = inp.halves
+    floor = make_inputs([], [], settings=inp.settings, features=lambda i: None)
+    floor.real, floor.fake, floor.features = a, b, inp.features
+    return floor
+
+
+def test_relative_distance_is_the_metric_over_the_baselines_and_its_ci_brackets_it():
+    inp = _relative_inputs(shift=1.5)
+    out, floor = relative.compute(inp), _baseline_of(inp)
+    for base, module in (("fid", fid), ("frd", frd)):
+        rel, numerator, denominator = out[f"relative_{base}"], module.compute(inp)[base], module.compute(floor)[base]
+        assert rel["value"] == pytest.approx(numerator["value"] / denominator["value"], rel=1e-6), base
+        assert rel["baseline_value"] == pytest.approx(denominator["value"], rel=1e-6)
+        assert rel["ci_low"] < rel["value"] < rel["ci_high"] and rel["value"] > 1.5, base
+        assert rel["n_real"] == 30 and rel["n_fake"] == 30 and rel["halves"] == "by image"
+    assert out["relative_fid"]["inception_weights"]["origin"] == "test stub"
+    kid_rel = out["relative_kid"]  # real halves: unbiased KID ~ 0, so the ratio is often undefined
+    assert "skipped" in kid_rel or "ci_note" in kid_rel or kid_rel["ci_low"] > 0
+    # generated ~ real: below 1, as the full held-out set and the half-size halves differ in n
+    same = relative.compute(_relative_inputs(shift=0.0, seed=1))["relative_fid"]
+    assert same["ci_low"] < 0.5 < same["ci_high"] < out["relative_fid"]["ci_low"]
+
+
+def test_relative_distance_skips_honestly():
+    inp = _relative_inputs(shift=1.0)
+    inp.settings["metrics"], inp.is_baseline = ["relative"], True
+    assert "1 by definition" in evaluate.run_metrics(inp)["relative_fid"]["skipped"]
+    inp = _relative_inputs(shift=1.0)
+    inp.settings["metrics"], inp.halves = ["relative"], None
+    assert "fewer than 4" in evaluate.run_metrics(inp)["relative_frd"]["skipped"]
+    inp = _relative_inputs(shift=1.0)
+    inp.settings["metrics"] = ["frd", "relative"]
+    out = relative.compute(inp)
+    assert "fid is not in evaluate.metrics" in out["relative_fid"]["skipped"] and "value" in out["relative_frd"]
+    constant = relative.jackknife_ci(lambda *rows: (2.0, 1.0), (10, 10, 10), 2.0, seed=0)
+    assert constant == ((2.0, 2.0), None)
+    undefined = relative.jackknife_ci(lambda a, b, f: (2.0, 1.0 if len(a) > 9 else -0.1), (10, 10, 10), 2.0, seed=0)
+    assert undefined[0] is None and "<= 0" in undefined[1]
+    assert relative.jackknife_ci(lambda *rows: (2.0, 1.0), (2, 10, 10), 2.0, seed=0)[0] is None
+
+
 # -- SSIM / PSNR / MAE, diversity ---------------------------------------------------------------
 
 def test_paired_scores_against_known_values():
@@ -361,6 +428,9 @@ def test_utility_single_class_design_uses_real_stand_ins_for_other_classes(tmp_p
     out = utility.compute(inp)
     assert out["utility_synthetic_accuracy"]["n_fake"] == 10 and out["utility_real_accuracy"]["n_fake"] == 0
     assert out["utility_mixed_auc"]["n_real"] == 12 and out["utility_mixed_auc"]["positive"] == "tumour"
+    gain = out["utility_auc_gain"]
+    assert gain["value"] == pytest.approx(out["utility_mixed_auc"]["value"] - out["utility_real_auc"]["value"])
+    assert gain["ci_low"] <= gain["value"] <= gain["ci_high"] and gain["n_fake"] == 10
 
 
 # -- baseline and the summary table ---------------------------------------------------------------
@@ -379,20 +449,64 @@ def test_evaluate_baseline_and_summary_table(prepared):
         train.train(prepared, name)
         sample.sample(prepared, name)
         result = evaluate.evaluate(prepared, name)
-        assert "skipped" in result["metrics"]["fid"] and result["metrics"]["frd"]["value"] > 0
+        assert result["metrics"]["frd"]["value"] > 0 and result["metrics"]["fid"]["value"] > 0
+        for entry in ("fid", "kid", "relative_fid", "memorisation_share_feature"):  # packaged weights
+            assert result["metrics"][entry]["inception_weights"]["sha256"] == inception.PACKAGED_SHA256, entry
         assert paths.path(paths.CLOSEST_PAIRS, experiment=name).exists()
-    evaluate.baseline(prepared, "tiny")
-    table = evaluate.summarize(prepared)
+    floor = evaluate.baseline(prepared, "tiny")
+    assert list(floor["classes"]) == ["healthy", "tumour", "all"]
+    pooled = floor["classes"]["all"]
+    assert pooled["n_real"] + pooled["n_fake"] == sum(floor["classes"][c]["n_real"] + floor["classes"][c]["n_fake"]
+                                                      for c in ("healthy", "tumour"))
+    table = summary.summarize(prepared)
     experiments = list(prepared["experiments"])
     assert list(table["experiment"][:2]) == experiments
     baseline_rows = table[table["variant"] == "real-vs-real"]
-    assert set(baseline_rows["class"]) == {"healthy", "tumour"}
-    assert {"n_real", "n_fake", "frd_n_real", "frd_n_fake", "frd_ci_low"} <= set(table.columns)
+    assert set(baseline_rows["class"]) == {"healthy", "tumour", "all"}
+    assert {"n_real", "n_fake", "frd_n_real", "frd_n_fake", "frd_ci_low", "relative_fid"} <= set(table.columns)
     assert (table["frd_n_fake"].iloc[:2] == 12).all() and (table["n_real"] > 0).all()
-    for name in evaluate.metric_names(prepared):  # every cell: a value or a reason
+    for name in summary.metric_names(prepared):  # every cell: a value or a reason
         assert (table[name].notna() | (table[f"{name}_skipped"] != "")).all(), name
-    markdown = paths.path(paths.SUMMARY_MD).read_text()
-    assert "skipped: FID Inception weights not found" in markdown and "baseline: real vs real" in markdown
-    assert "-inf" not in markdown and "nan" not in markdown.lower().replace("nonan", "")
     on_disk = json.loads(paths.path(paths.METRICS, experiment="tiny_dcgan_tumour").read_text())
     assert on_disk["metrics"]["frd"]["n_fake"] == 12 and on_disk["metrics"]["frd"]["seed"] == 0
+    # the relative distance's denominator is the baseline's own number
+    tumour = floor["classes"]["tumour"]["metrics"]
+    for base in ("fid", "frd"):
+        rel = on_disk["metrics"][f"relative_{base}"]
+        assert rel["baseline_value"] == pytest.approx(tumour[base]["value"], rel=1e-4), base
+        assert rel["value"] == pytest.approx(on_disk["metrics"][base]["value"] / tumour[base]["value"], rel=1e-4)
+
+    headline = summary.headline_table(prepared)
+    assert list(headline["experiment"][:2]) == experiments and len(headline) == 4  # 'all' unused here
+    for key, _, _ in summary.HEADLINE:
+        assert headline[key].dtype == float and headline[f"{key}_ci_low"].dtype == float, key
+    assert headline["fid"].notna().all() and headline["auc_gain"].iloc[:2].notna().all()
+    assert headline["auc_gain_skipped"].iloc[2] != "" and headline["relative_fid_skipped"].iloc[2] != ""
+    markdown = paths.path(paths.SUMMARY_MD).read_text()
+    rows = [line for line in markdown.splitlines() if line.startswith("|")]
+    assert all(line.count("|") - 1 <= 14 for line in rows) and len(rows) == 2 + len(headline)
+    assert "baseline: real vs real" in markdown and "-inf" not in markdown and "nan" not in markdown.lower()
+    notes = [line for line in markdown.splitlines() if line.startswith("- (")]
+    assert notes and all(f"– {line[2:line.index(')') + 1]}" in markdown for line in notes)  # used + explained
+
+
+def test_real_vs_real_precision_and_recall_on_inception_features(project):
+    """On phantom slices (32 held-out images, packaged Inception weights) the baseline's halves
+    cover each other: precision and recall well above 0 (radiomics features gave 0 here)."""
+    from medgan import config, phantoms, prepare
+
+    raw = yaml.safe_load((project / "params.yaml").read_text())
+    raw["phantoms"]["tiny"].update(n_cases=8, shape=[64, 64, 24])
+    raw["evaluate"] = {"metrics": ["prdc"], "bootstrap": 20}
+    (project / "params.yaml").write_text(yaml.safe_dump(raw))
+    params = config.load()
+    phantoms.generate("lits", paths.path(paths.RAW, name="tiny"), params["phantoms"]["tiny"], params["seed"])
+    prepare.prepare_dataset("tiny", params["datasets"]["tiny"], paths.path(paths.SLICES, dataset="tiny"),
+                            params["seed"])
+    floor = evaluate.baseline(params, "tiny")
+    assert floor["classes"]["healthy"]["n_real"] + floor["classes"]["healthy"]["n_fake"] <= 40
+    for cls in ("healthy", "all"):
+        metrics = floor["classes"][cls]["metrics"]
+        assert metrics["prdc_precision"]["value"] >= 0.5 and metrics["prdc_recall"]["value"] >= 0.3, cls
+        assert metrics["prdc_precision"]["features"] == "inception-2048"
+        assert metrics["prdc_precision"]["inception_weights"]["file"] == "default_1.pt"

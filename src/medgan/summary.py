@@ -92,7 +92,7 @@ def headline_table(params: dict) -> pd.DataFrame:
 
 
 def _number(value: float) -> str:
-    return f"{value:.3g}"
+    return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.3g}"
 
 
 def markdown(table: pd.DataFrame) -> str:
@@ -126,7 +126,9 @@ def markdown(table: pd.DataFrame) -> str:
         "which Inception weights) is in summary.csv and the JSONs.",
         "",
         "- FID, KID, FRD (d_F² of jointly normalised radiomics features): lower is better.",
-        "- rel. FID: FID ÷ the baseline's FID (Woodland et al. 2024); 1 = as far as real from real.",
+        "- rel. FID: FID ÷ the baseline's FID (Woodland et al. 2024), CI by jackknife. The baseline "
+        "compares half-size sets and FID grows as n shrinks, so a generator indistinguishable from "
+        "real images scores below 1 (≈ 0.5 when n gen = n real): compare rows of similar n.",
         "- precision, recall (Naeem et al. 2020, k-NN on Inception features): higher is better.",
         "- diversity ratio: mean pairwise SSIM among generated ÷ among real; > 1 suggests collapse.",
         "- memorisation: share of generated images closer (Inception features) to a training image "

@@ -63,6 +63,17 @@ def inception_features(model, paths: list[str], size: tuple[int, int],
     return np.concatenate(out).astype(np.float64) if out else np.zeros((0, 2048))
 
 
+_MODELS: dict[str, object] = {}
+
+
+def inception_model(weights: inception.Weights):
+    """One network per weights file and process (a baseline builds an Inputs per class)."""
+    if weights.sha256 not in _MODELS:
+        _MODELS.clear()
+        _MODELS[weights.sha256] = inception.model(weights).to(device())
+    return _MODELS[weights.sha256]
+
+
 def radiomics_extractor():
     from frd_score.frd import FRD_VERSION_V1, get_feature_extractor
 
@@ -90,7 +101,6 @@ class FeatureStore:
     def __init__(self, inp: Inputs):
         self.inp = inp
         self.memory: dict[tuple[str, int], np.ndarray] = {}
-        self._model = None
         self._weights: inception.Weights | None = None
 
     def inception_weights(self) -> inception.Weights:
@@ -149,7 +159,5 @@ class FeatureStore:
 
     def _compute(self, extractor: str, paths: list[str]) -> np.ndarray:
         if extractor == "inception":
-            if self._model is None:
-                self._model = inception.model(self.inception_weights()).to(device())
-            return inception_features(self._model, paths, self.inp.image_size)
+            return inception_features(inception_model(self.inception_weights()), paths, self.inp.image_size)
         return radiomics_features(paths, self.inp.settings["radiomics_workers"])

@@ -175,11 +175,12 @@ def load_torchscript(source: Path):
         return torch.jit.load(str(source), map_location="cpu").eval()
 
 
-def converted(source: Path) -> Path:
-    """The mapped state dict of `source`, made once and cached by the source's hash."""
+def converted(source: Path, folder: Path | None = None) -> Path:
+    """The mapped state dict of `source`, made once and cached (in `folder`, default
+    CONVERTED_DIR) under a name holding the source's hash."""
     import torch
 
-    target = CONVERTED_DIR / f"pytorch_fid_inception_from_{source.stem}_{sha256(source)[:16]}.pth"
+    target = Path(folder or CONVERTED_DIR) / f"pytorch_fid_inception_from_{source.stem}_{sha256(source)[:16]}.pth"
     if not target.is_file():
         state = mapped_state_dict(load_torchscript(source).state_dict())
         with atomic_file(target) as tmp:
