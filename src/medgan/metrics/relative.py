@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from typing import Callable, NamedTuple
+
 from . import fid, frd, kid
 from .common import MetricSkipped, inception_record, number, skipped
 
@@ -31,17 +33,27 @@ CI_METHOD = f"grouped jackknife (<= {JACKKNIFE_GROUPS} groups per set), normal o
 NAMES = [f"relative_{b}" for b in BASES]
 
 
-def _fid(inp, a, b, fake):
+class Ratio(NamedTuple):
+    """How one relative distance is computed: `pair(rows_a, rows_b, rows_gen)` gives
+    (numerator, denominator) on those rows of half A, half B and the generated set."""
+
+    pair: Callable
+    sizes: tuple[int, int, int]
+    record: dict                       # what the entry says about its features
+    point: Callable | None = None      # (numerator, denominator) when not pair() on all rows
+
+
+def _fid(inp, a, b, fake) -> Ratio:
     get = lambda s: inp.features.get("inception", s)  # noqa: E731
     real_a, real_b, gen = get(a), get(b), get(fake)
 
     def pair(ia, ib, j):
         return fid.frechet_fast(np.concatenate([real_a[ia], real_b[ib]]), gen[j]), fid.frechet_fast(real_a[ia], real_b[ib])
 
-    return pair, inception_record(inp)
+    return Ratio(pair, (len(real_a), len(real_b), len(gen)), inception_record(inp))
 
 
-def _kid(inp, a, b, fake):
+def _kid(inp, a, b, fake) -> Ratio:
     get = lambda s: inp.features.get("inception", s)  # noqa: E731
     real_a, real_b, gen = get(a), get(b), get(fake)
 
@@ -52,32 +64,30 @@ def _kid(inp, a, b, fake):
         return (kid.polynomial_mmd2(np.concatenate([real_a[ia], real_b[ib]]), gen[j]),
                 kid.polynomial_mmd2(real_a[ia], real_b[ib]))
 
-    def point(settings, seed):  # KID's own estimate (subset mean), on the sets kid.compute sees
-        real = get(inp.real)
+    def point():  # KID's own estimate (subset mean), on the sets kid.compute sees
+        real, settings = get(inp.real), inp.settings
         num_size = min(settings["kid_subset_size"], len(real), len(gen))
         den_size = min(settings["kid_subset_size"], len(real_a), len(real_b))
-        return (kid.kid_subsets(real, gen, num_size, settings["kid_subsets"], seed).mean(),
-                kid.kid_subsets(real_a, real_b, den_size, settings["kid_subsets"], seed).mean())
+        return (kid.kid_subsets(real, gen, num_size, settings["kid_subsets"], inp.seed).mean(),
+                kid.kid_subsets(real_a, real_b, den_size, settings["kid_subsets"], inp.seed).mean())
 
-    return pair, {**inception_record(inp), "point": point}
+    return Ratio(pair, (len(real_a), len(real_b), len(gen)), inception_record(inp), point)
 
 
-def _frd(inp, a, b, fake):
+def _frd(inp, a, b, fake) -> Ratio:
     raw = lambda s: inp.features.get("radiomics", s)  # noqa: E731
     ok_a, ok_b = ~np.isnan(raw(a)).any(1), ~np.isnan(raw(b)).any(1)
     # numerator: held-out vs generated, jointly normalised as frd.compute does
     real, gen = frd.normalised(np.concatenate([raw(a)[ok_a], raw(b)[ok_b]]), raw(fake))
     num_a, num_b = real[:ok_a.sum()], real[ok_a.sum():]
     den_a, den_b = frd.normalised(raw(a)[ok_a], raw(b)[ok_b])
-    if min(len(num_a), len(num_b), len(gen)) < 2:
-        raise MetricSkipped("FRD needs at least 2 images with radiomics features in each set")
 
     def pair(ia, ib, j):
         return (fid.frechet_fast(np.concatenate([num_a[ia], num_b[ib]]), gen[j]),
                 fid.frechet_fast(den_a[ia], den_b[ib]))
 
-    return pair, {"features": f"radiomics-{real.shape[1]}", "normalisation": frd.NORMALISATION,
-                  "sizes": (len(num_a), len(num_b), len(gen))}
+    return Ratio(pair, (len(num_a), len(num_b), len(gen)),
+                 {"features": f"radiomics-{real.shape[1]}", "normalisation": frd.NORMALISATION})
 
 
 PAIRS = {"fid": _fid, "kid": _kid, "frd": _frd}
@@ -112,16 +122,16 @@ def one(inp, base: str) -> dict:
         reason = inp.features.inception_available()
         if reason:
             raise MetricSkipped(reason)
-    pair, extra = PAIRS[base](inp, a, b, inp.fake)
-    point = extra.pop("point", None)
-    sizes = extra.pop("sizes", (len(a), len(b), len(inp.fake)))
+    ratio = PAIRS[base](inp, a, b, inp.fake)
+    sizes, extra = ratio.sizes, dict(ratio.record)
     if min(sizes) < 2:
-        raise MetricSkipped(f"relative {base.upper()} needs at least 2 images in each half and 2 generated")
-    num, den = point(inp.settings, inp.seed) if point else pair(*(np.arange(n) for n in sizes))
+        raise MetricSkipped(f"relative {base.upper()} needs at least 2 images (with features) in each half "
+                            "and 2 generated")
+    num, den = ratio.point() if ratio.point else ratio.pair(*(np.arange(n) for n in sizes))
     if not den > 0:
         raise MetricSkipped(f"baseline {base.upper()} is {den:.3g} <= 0 (the real halves are "
                             "indistinguishable by it): the ratio is undefined")
-    ci, note = (None, None) if inp.settings["bootstrap"] <= 0 else jackknife_ci(pair, sizes, num / den, inp.seed)
+    ci, note = (None, None) if inp.settings["bootstrap"] <= 0 else jackknife_ci(ratio.pair, sizes, num / den, inp.seed)
     extra["ci_method"] = CI_METHOD
     if note:
         extra["ci_note"] = note
