@@ -15,6 +15,7 @@ import yaml
 from PIL import Image
 
 from medgan import evaluate, paths, sample, summary, train
+from medgan.errors import MedganError
 from medgan.metrics import (common, diversity, fid, frd, inception, kid, memorisation, paired, prdc, relative,
                             utility)
 from medgan.metrics import features as feature_store
@@ -194,6 +195,7 @@ def test_without_pytorch_fid_file_the_packaged_weights_are_used_and_recorded(tmp
 
 
 def test_missing_weights_required_fails_naming_what_is_missing(tmp_path, monkeypatch, no_packaged_weights):
+    assert issubclass(inception.WeightsMissing, MedganError)  # the CLI prints it and exits 2
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "nothing"))
     inp = make_inputs(["a.png"], ["b.png"], settings={"inception": "required", "metrics": ["fid"]})
     with pytest.raises(inception.WeightsMissing, match=str(tmp_path / "nothing") + ".*"
