@@ -250,6 +250,24 @@ def test_frd_equals_frd_score_and_is_readable_for_identical_sets(tmp_path, monke
     assert same["value"] == pytest.approx(0.0, abs=1e-6) and "log_value" not in same  # not -inf
 
 
+def test_frd_is_not_dominated_by_a_feature_nearly_constant_among_real_images():
+    """The issue's 1e17: with frd-score's v1 default (z-score by the real set) a feature whose real
+    spread is ~1e-9 dominates; joint normalisation keeps d_F^2 on the scale of the feature count."""
+    from frd_score.frd import z_score_normalize
+
+    rng = np.random.default_rng(0)
+    real, fake = rng.normal(0, 1, (40, 10)), rng.normal(0.5, 1, (40, 10))
+    real[:, 9] = 1.0 + rng.normal(0, 1e-9, 40)  # e.g. a wavelet energy of an almost flat image
+    inp = make_inputs(["r"] * 40, ["f"] * 40, settings={"bootstrap": 10},
+                      features=lambda i: StubFeatures({id(i.real): real, id(i.fake): fake}))
+    joint = frd.compute(inp)["frd"]
+    by_real = [z_score_normalize(x, 0.0, 1.0, base_distribution=real, replace_nan=False, handle_std_zero=False)
+               for x in (real, fake)]
+    assert frd.frechet_squared(*by_real) > 1e12  # what v1's default reports (as log)
+    assert 0 < joint["value"] < 4 * real.shape[1] and joint["ci_high"] < 4 * real.shape[1]
+    assert joint["normalisation"] == frd.NORMALISATION
+
+
 # -- PRDC -----------------------------------------------------------------------------------------
 
 def test_prdc_on_known_point_clouds():
