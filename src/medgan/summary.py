@@ -81,7 +81,7 @@ def headline_table(params: dict) -> pd.DataFrame:
     for base, metrics in records(params):
         if not base.get("shown", True):
             continue
-        row = {k: base[k] for k in ("experiment", "dataset", "class", "n_real", "n_fake")}
+        row = {k: base[k] for k in ("experiment", "dataset", "variant", "class", "n_real", "n_fake")}
         row["flags"] = base.get("flags", "")
         for key, _, source in HEADLINE:
             entry = metrics.get(source) or {"skipped": NOT_COMPUTED}
