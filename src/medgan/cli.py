@@ -20,6 +20,7 @@ VERBS = {
     "evaluate": "metrics of EXPERIMENT's samples against held-out real images",
     "baseline": "real-vs-real floor of DATASET: the metrics between two halves of its held-out images",
     "summarize": "one table of all experiments' metrics (summary.csv and summary.md)",
+    "env": "print what made results here (versions, commit, device) and check it against the lock",
 }
 TARGETS = {"phantoms": "NAME", "check-data": "DATASET", "prepare": "DATASET", "train": "EXPERIMENT",
            "sample": "EXPERIMENT", "evaluate": "EXPERIMENT", "baseline": "DATASET"}
@@ -36,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
         if verb in TARGETS:
             sub.add_argument("target", metavar=TARGETS[verb], help=f"{TARGETS[verb].lower()} name in params.yaml")
         sub.add_argument("--params", metavar="FILE", help="configuration file (default: params.yaml)")
+        if verb == "env":
+            sub.add_argument("--json", action="store_true", help="print JSON (for machines)")
+            sub.add_argument("--lock", metavar="FILE", help="lock file to check against (default: requirements/*.txt)")
         if verb == "phantoms":
             sub.add_argument("--out", help="output folder (default: data/raw/NAME)")
         if verb == "train":
@@ -59,6 +63,11 @@ def launch_torchrun(nproc: int, args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    if args.verb == "env":
+        from . import envcheck
+
+        envcheck.main(args.json, args.lock)
+        return
     params = config.load(args.params)
     if args.verb == "phantoms":
         from . import phantoms

@@ -10,13 +10,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import config, paths
-from .atomic import atomic_file, write_json
+from . import config, paths, provenance
+from .atomic import atomic_file
 from .metrics import REGISTRY
 from .metrics.common import ImageSet, Inputs, MetricSkipped, load_gray, skipped
 from .metrics.features import FeatureStore
 from .metrics.memorisation import CLOSEST_SHOWN, nearest, save_closest_pairs
 from .prepare import load_manifest
+from .results import write_metrics, write_summary_provenance
 
 PREPROCESSING_KEYS = ("kind", "layout", "raw", "image_size", "window", "min_organ_pixels",
                       "min_lesion_pixels", "split")
@@ -95,8 +96,8 @@ def evaluate(params: dict, name: str) -> dict:
                "n_real": len(inp.real), "n_fake": len(inp.fake), "n_train": len(inp.train),
                "metrics": run_metrics(inp)}
     write_closest_pairs(inp, paths.path(paths.CLOSEST_PAIRS, experiment=name))
-    write_json(paths.path(paths.METRICS, experiment=name), results)
-    return results
+    return write_metrics(paths.path(paths.METRICS, experiment=name), results, params, "evaluate", name,
+                         training=provenance.of_samples(paths.path(paths.SAMPLES, experiment=name)))
 
 
 def split_halves(cases: list[str], seed: int) -> tuple[np.ndarray, str]:
@@ -137,8 +138,7 @@ def baseline(params: dict, dataset: str) -> dict:
                          manifest, None, is_baseline=True)
         out["classes"][cls] = {"halves": how, "n_real": len(inp.real), "n_fake": len(inp.fake),
                                "n_train": len(inp.train), "metrics": run_metrics(inp)}
-    write_json(paths.path(paths.BASELINE, dataset=dataset), out)
-    return out
+    return write_metrics(paths.path(paths.BASELINE, dataset=dataset), out, params, "baseline", dataset)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -206,6 +206,7 @@ def summarize(params: dict) -> pd.DataFrame:
         table.to_csv(tmp, index=False)
     with atomic_file(paths.SUMMARY_MD) as tmp:
         Path(tmp).write_text(_markdown(pd.DataFrame(cells)))
+    write_summary_provenance(params)
     return table
 
 

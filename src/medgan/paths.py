@@ -18,6 +18,10 @@ METRICS = "results/metrics/experiments/{experiment}.json"
 SUMMARY_CSV = "results/metrics/summary.csv"
 SUMMARY_MD = "results/metrics/summary.md"
 CACHE = "results/cache"
+# what made each metrics file (not DVC metrics: results.py, provenance.py)
+EVALUATE_PROVENANCE = "results/provenance/evaluate/{experiment}.json"
+BASELINE_PROVENANCE = "results/provenance/baseline/{dataset}.json"
+PROVENANCE_SUMMARY = "results/provenance/summarize.json"
 
 
 def path(pattern: str, **names: str) -> Path:

@@ -15,8 +15,8 @@ import torch
 from PIL import Image
 from torchvision.utils import make_grid
 
-from . import config, paths, variants
-from .atomic import atomic_dir, atomic_file
+from . import config, paths, provenance, variants
+from .atomic import atomic_dir, atomic_file, write_json
 from .prepare import load_images, load_manifest
 from .train import load_generator, load_masks, masks_to_model_range, to_uint8
 
@@ -137,5 +137,6 @@ def sample(params: dict, name: str) -> None:
             rows, shown, strips = sample_unpaired(G, model, settings, params["seed"], tmp)
             columns = settings["grid_columns"]
         pd.DataFrame(rows).to_csv(tmp / "samples.csv", index=False)
+        write_json(tmp / provenance.SAMPLES_FILE, model.get("provenance", provenance.NOT_RECORDED))
     save_grid(shown, paths.path(paths.GRID, experiment=name), columns)
     save_grid(strips, paths.path(paths.INTERPOLATION, experiment=name), settings["interpolation_steps"])

@@ -28,7 +28,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from . import config, paths, variants
+from . import config, paths, provenance, variants
 from .atomic import atomic_file
 from .augment import diff_augment
 from .errors import MedganError
@@ -417,7 +417,7 @@ class Trainer:
         G = self.G_ema if self.G_ema is not None else self.G
         model = {"variant": self.exp["variant"], "experiment": self.name, "hp": self.hp,
                  "image_size": self.settings["image_size"], "classes": self.settings["classes"],
-                 "mask_max": self.data.mask_max, "step": self.step,
+                 "mask_max": self.data.mask_max, "step": self.step, "provenance": provenance.for_training(self),
                  "G": {k: v.cpu() for k, v in G.state_dict().items()}}
         with atomic_file(paths.path(paths.MODEL, experiment=self.name)) as tmp:
             torch.save(model, tmp)

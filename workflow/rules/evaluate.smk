@@ -5,6 +5,7 @@ rule evaluate:
     output:
         metrics=paths.METRICS,
         closest_pairs=paths.CLOSEST_PAIRS,
+        provenance=paths.EVALUATE_PROVENANCE,
     params:
         settings=lambda w: stage_params("evaluate"),
     log:
@@ -20,7 +21,8 @@ rule baseline:
     input:
         paths.SLICES,
     output:
-        paths.BASELINE,
+        metrics=paths.BASELINE,
+        provenance=paths.BASELINE_PROVENANCE,
     params:
         settings=lambda w: stage_params("evaluate"),
     log:
@@ -36,9 +38,12 @@ rule summarize:
     input:
         expand(paths.METRICS, experiment=list(PARAMS["experiments"])),
         expand(paths.BASELINE, dataset=list(PARAMS["datasets"])),
+        expand(paths.EVALUATE_PROVENANCE, experiment=list(PARAMS["experiments"])),
+        expand(paths.BASELINE_PROVENANCE, dataset=list(PARAMS["datasets"])),
     output:
         csv=paths.SUMMARY_CSV,
         md=paths.SUMMARY_MD,
+        provenance=paths.PROVENANCE_SUMMARY,
     params:
         settings=lambda w: stage_params("evaluate"),
     log:
