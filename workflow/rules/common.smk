@@ -17,7 +17,10 @@ def export_effective_params():
     """When --config/--configfile changed params.yaml's values, hand the CLI verbs the same
     values through $MEDGAN_PARAMS, so that both read one configuration."""
     on_disk = Path("params.yaml")
-    if on_disk.exists() and medgan_config.validate(yaml.safe_load(on_disk.read_text())) == PARAMS:
+    if (
+        on_disk.exists()
+        and medgan_config.validate(yaml.safe_load(on_disk.read_text())) == PARAMS
+    ):
         return
     effective = Path(".snakemake/medgan/params.yaml")
     text = yaml.safe_dump(PARAMS, sort_keys=True)
@@ -65,11 +68,15 @@ def converted_units(wildcards):
     """The interim folders of every unit the checkpoint `prepare_units` listed."""
     listing = checkpoints.prepare_units.get(dataset=wildcards.dataset).output[0]
     units = json.loads(Path(listing).read_text())["units"]
-    return [paths.UNIT.format(dataset=wildcards.dataset, unit=u["unit_id"]) for u in units]
+    return [
+        paths.UNIT.format(dataset=wildcards.dataset, unit=u["unit_id"]) for u in units
+    ]
 
 
 def slices_of_experiment(wildcards):
-    return paths.SLICES.format(dataset=PARAMS["experiments"][wildcards.experiment]["dataset"])
+    return paths.SLICES.format(
+        dataset=PARAMS["experiments"][wildcards.experiment]["dataset"]
+    )
 
 
 def final_outputs():

@@ -6,13 +6,13 @@ rule evaluate:
         metrics=paths.METRICS,
         closest_pairs=paths.CLOSEST_PAIRS,
         provenance=paths.EVALUATE_PROVENANCE,
-    params:
-        settings=lambda w: stage_params("evaluate"),
     log:
         "logs/evaluate/{experiment}.log",
     threads: stage_threads("evaluate")
     resources:
         **stage_resources("evaluate"),
+    params:
+        settings=lambda w: stage_params("evaluate"),
     shell:
         "medgan evaluate {wildcards.experiment} > {log} 2>&1"
 
@@ -23,13 +23,13 @@ rule baseline:
     output:
         metrics=paths.BASELINE,
         provenance=paths.BASELINE_PROVENANCE,
-    params:
-        settings=lambda w: stage_params("evaluate"),
     log:
         "logs/baseline/{dataset}.log",
     threads: stage_threads("evaluate")
     resources:
         **stage_resources("evaluate"),
+    params:
+        settings=lambda w: stage_params("evaluate"),
     shell:
         "medgan baseline {wildcards.dataset} > {log} 2>&1"
 
@@ -44,12 +44,12 @@ rule summarize:
         csv=paths.SUMMARY_CSV,
         md=paths.SUMMARY_MD,
         provenance=paths.PROVENANCE_SUMMARY,
-    params:
-        settings=lambda w: stage_params("evaluate"),
     log:
         "logs/summarize.log",
     threads: stage_threads("summarize")
     resources:
         **stage_resources("summarize"),
+    params:
+        settings=lambda w: stage_params("evaluate"),
     shell:
         "medgan summarize > {log} 2>&1"
