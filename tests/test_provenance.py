@@ -43,10 +43,12 @@ def test_block_names_versions_device_and_a_params_hash_that_follows_the_stage_sl
 
 def test_cpu_model_and_bf16_come_from_cpuinfo(tmp_path):
     info = tmp_path / "cpuinfo"
-    info.write_text("processor\t: 0\nmodel name\t: Test CPU 9000\nflags\t\t: fpu sse avx512_bf16\n")
-    assert provenance.cpu_info(info) == {"cpu": "Test CPU 9000", "cpu_bf16": True}
+    info.write_text("processor\t: 0\ncpu family\t: 6\nmodel\t\t: 143\nmodel name\t: Test CPU 9000\n"
+                    "stepping\t: 8\nflags\t\t: fpu sse avx512_bf16\n\nprocessor\t: 1\nmodel name\t: Other\n")
+    assert provenance.cpu_info(info) == {"cpu": "Test CPU 9000", "cpu_id": "family 6 model 143 stepping 8",
+                                         "cpu_bf16": True}
     info.write_text("model name\t: Old CPU\nflags\t\t: fpu sse avx2\n")
-    assert provenance.cpu_info(info) == {"cpu": "Old CPU", "cpu_bf16": False}
+    assert provenance.cpu_info(info) == {"cpu": "Old CPU", "cpu_id": "unknown", "cpu_bf16": False}
 
 
 def git(*args, cwd):

@@ -70,15 +70,20 @@ def hash_json(data) -> str:
 
 
 def cpu_info(cpuinfo: str | Path = "/proc/cpuinfo") -> dict:
+    """CPU model name (virtual machines often show a generic one, hence the family/model ids)
+    and whether it has bf16 instructions (they decide `precision: auto`)."""
     try:
         text = Path(cpuinfo).read_text()
     except OSError:
-        return {"cpu": platform.processor() or "unknown", "cpu_bf16": "unknown"}
-    model = next((line.split(":", 1)[1].strip() for line in text.splitlines()
-                  if line.startswith("model name")), platform.processor() or "unknown")
-    flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines()
-                      if line.startswith("flags")), []))
-    return {"cpu": model, "cpu_bf16": bool(flags & {"avx512_bf16", "amx_bf16"})}
+        return {"cpu": platform.processor() or "unknown", "cpu_id": "unknown", "cpu_bf16": "unknown"}
+    fields = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    flags = set(fields.get("flags", "").split())
+    ids = " ".join(f"{k.split()[-1]} {fields[k]}" for k in ("cpu family", "model", "stepping") if k in fields)
+    return {"cpu": fields.get("model name") or platform.processor() or "unknown", "cpu_id": ids or "unknown",
+            "cpu_bf16": bool(flags & {"avx512_bf16", "amx_bf16"})}
 
 
 def torch_info() -> dict:
