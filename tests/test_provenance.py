@@ -143,3 +143,18 @@ def test_a_tiny_pipeline_run_twice_in_fresh_folders_writes_identical_metric_file
     metrics = json.loads(first[paths.METRICS.format(experiment="tiny_dcgan_tumour")])
     values = [e["value"] for e in metrics["metrics"].values() if "value" in e]
     assert values and all(len(f"{v:.15g}".lstrip("-0.").replace(".", "").rstrip("0")) <= 6 for v in values)
+
+
+def test_summary_sidecar_holds_its_own_block_and_every_source_block(params):
+    for name in params["experiments"]:
+        results.write_metrics(paths.path(paths.METRICS, experiment=name), {"experiment": name}, params, "evaluate",
+                              name, feature_weights={}, training={"precision": "fp32"})
+    paths.path(paths.BASELINE, dataset="tiny").parent.mkdir(parents=True, exist_ok=True)
+    paths.path(paths.BASELINE, dataset="tiny").write_text('{"dataset": "tiny"}\n')  # written before provenance
+    results.write_summary_provenance(params)
+    summary = json.loads(paths.path(paths.PROVENANCE_SUMMARY).read_text())
+    assert summary["stage"] == "summarize" and summary["packages"]["pandas"]
+    sources = summary["sources"]
+    assert sources["results/metrics/experiments/tiny_dcgan_healthy.json"]["training"] == {"precision": "fp32"}
+    assert sources["results/metrics/experiments/tiny_dcgan_tumour.json"]["target"] == "tiny_dcgan_tumour"
+    assert sources["results/metrics/baselines/tiny.json"]["recorded"].startswith("no")
