@@ -65,3 +65,8 @@ def test_medgan_env_names_missing_optional_pieces_and_how_to_get_them(monkeypatc
 def test_medgan_env_with_a_missing_lock_file_is_a_clear_error(tmp_path, capsys):
     assert cli.main(["env", "--lock", str(tmp_path / "nope.txt")]) == 2
     assert "nope.txt does not exist" in capsys.readouterr().err
+
+
+def test_the_readme_refresh_command_is_the_one_that_made_the_lock():
+    made_by = LOCK.read_text().splitlines()[1].lstrip("# ").strip()
+    assert made_by.startswith("uv pip compile ") and made_by in (REPO / "README.md").read_text()
