@@ -7,6 +7,7 @@ held-out test image's stem, shared by its fake, real and mask rows).
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -135,6 +136,8 @@ def sample(params: dict, name: str) -> None:
         raise config.ConfigError(f"{model_path}: trained for experiment '{model['experiment']}' "
                                  f"({model['variant']}), not '{name}' ({exp['variant']}) — restore the right "
                                  f"file or retrain `{name}`")
+    G = variants.for_sampling(G, model, settings, params["seed"])  # a DDPM samples by DDIM
+    started = time.perf_counter()
     with atomic_dir(paths.path(paths.SAMPLES, experiment=name)) as tmp:
         if variants.VARIANTS[model["variant"]].paired:
             rows, shown, strips = sample_paired(G, model, settings, exp["dataset"], tmp)
@@ -143,5 +146,9 @@ def sample(params: dict, name: str) -> None:
             rows, shown, strips = sample_unpaired(G, model, settings, params["seed"], tmp)
             columns = settings["grid_columns"]
         pd.DataFrame(rows).to_csv(tmp / "samples.csv", index=False)
+    made = sum(row["kind"] == "fake" for row in rows) + len(strips)
+    seconds = time.perf_counter() - started
+    print(f"sample {name}: {made} images (samples and interpolations) in {seconds:.1f} s, "
+          f"{made / seconds:.1f} images/s")
     save_grid(shown, paths.path(paths.GRID, experiment=name), columns)
     save_grid(strips, paths.path(paths.INTERPOLATION, experiment=name), settings["interpolation_steps"])
