@@ -53,9 +53,20 @@ def _key_path(error: jsonschema.ValidationError) -> str:
     return ".".join(str(p) for p in error.absolute_path) or "<top level>"
 
 
+def _unshared(value):
+    """A deep copy in which no two places share one object: filling defaults into a YAML anchor
+    (`a: &x {...}`, `b: *x`) must not leak one entry's defaults into the other (deepcopy keeps
+    such sharing)."""
+    if isinstance(value, dict):
+        return {k: _unshared(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unshared(v) for v in value]
+    return copy.deepcopy(value)
+
+
 def validate(params: dict, source: str = DEFAULT_PARAMS) -> dict:
     """Return a validated copy of `params` with schema defaults filled in."""
-    params = copy.deepcopy(params)
+    params = _unshared(params)
     errors = sorted(_validator_filling_defaults()(load_schema()).iter_errors(params), key=str)
     if errors:
         lines = [f"  - at '{_key_path(e)}': {e.message}" for e in errors]
