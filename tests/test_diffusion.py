@@ -136,3 +136,16 @@ def test_ddpm_variants_are_registered_as_diffusion():
         v = variants.VARIANTS[name]
         assert v.family == "diffusion" and v.conditioning == conditioning
     assert variants.VARIANTS["ddpm_class"].conditional and variants.VARIANTS["ddpm_mask"].paired
+
+
+@pytest.mark.parametrize("warmup", [True, False])
+def test_ema_warmup_forgets_the_random_init_sooner(ddpm_params, warmup):
+    ddpm_params["variants"]["ddpm"]["ema_warmup"] = warmup
+    trainer = train.Trainer(ddpm_params, "d_none")
+    init = {k: v.clone() for k, v in trainer.G.state_dict().items()}
+    trainer.train_step()
+    live, ema = trainer.G.state_dict(), trainer.G_ema.state_dict()
+    moved = [(ema[k] - init[k]).norm() / (live[k] - init[k]).norm() for k in live
+             if live[k].is_floating_point() and (live[k] - init[k]).norm() > 0]
+    # the EMA moved 1 - decay of the way: 1 - 2/11 with the warm-up, 1 - 0.9 without
+    assert torch.stack(moved).mean().item() == pytest.approx(1 - 2 / 11 if warmup else 0.1, rel=1e-3)

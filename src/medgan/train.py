@@ -369,8 +369,12 @@ class Trainer:
 
     @torch.no_grad()
     def update_ema(self) -> None:
+        decay = self.hp["ema"]
+        if self.hp.get("ema_warmup"):  # short runs: the average forgets the random init sooner
+            updates = self.step + 1
+            decay = min(decay, (1 + updates) / (10 + updates))
         for ema, live in zip(self.G_ema.parameters(), self.G.parameters()):
-            ema.lerp_(live, 1.0 - self.hp["ema"])
+            ema.lerp_(live, 1.0 - decay)
         for ema, live in zip(self.G_ema.buffers(), self.G.buffers()):
             ema.copy_(live)
 
