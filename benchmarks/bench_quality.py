@@ -2,9 +2,8 @@
 
 Both arms learn the LiTS phantom tumour slices of params.yaml + configs/zoo.yaml (64x64, the
 zoo's settings: `lits_dcgan_small_data_tumour` = DCGAN + DiffAugment + EMA + spectral norm,
-`lits_ddpm_tumour` = MONAI DDPM). Each arm's iteration budget is its measured step rate times
-the wall-clock budget (a few calibration steps first), so both train for about the same time on
-the same threads; the table gives the measured training time. Then N samples each (a DDPM by
+`lits_ddpm_tumour` = MONAI DDPM). Each arm trains until the wall-clock budget is spent (the
+same threads; the table gives the measured time and the iterations it bought). Then N samples each (a DDPM by
 DDIM at each of --ddim-steps: quality vs sampling time, which chose sample.ddim_steps), and
 medgan's own evaluate (KID, FRD, precision/recall, memorisation share) against the held-out
 tumour slices; the baseline row is real vs real (two patient-disjoint halves).
@@ -67,14 +66,22 @@ def with_iterations(params: dict, name: str, iterations: int) -> dict:
     return params
 
 
-def step_rate(params: dict, name: str, steps: int) -> float:
-    """Training steps per second of `name` (after one warm-up step), nothing written."""
-    trainer = train.Trainer(with_iterations(params, name, 10**6), name)
-    trainer.train_step()
+def train_for(params: dict, name: str, seconds: float) -> tuple[int, float]:
+    """Train `name` for a wall-clock budget (the step that crosses it is the last); write its
+    model as `medgan train` does. (iterations, seconds) — the budget is time, so under a
+    shared machine's load the iteration count varies between runs."""
+    trainer = train.Trainer(with_iterations(params, name, 10**9), name)
+    for net in trainer.family.networks.values():
+        net.train()
     started = time.perf_counter()
-    for _ in range(steps):
+    while time.perf_counter() - started < seconds:
         trainer.train_step()
-    return steps / (time.perf_counter() - started)
+        trainer.step += 1
+    elapsed = time.perf_counter() - started
+    trainer.total = trainer.step
+    trainer.snapshot()
+    trainer.write_outputs()
+    return trainer.step, elapsed
 
 
 def write_samples(params: dict, name: str, images: torch.Tensor) -> None:
@@ -110,12 +117,8 @@ def run(args) -> list[dict]:
                             params["seed"])
     rows = []
     for arm, name in ARMS.items():
-        rate = step_rate(params, name, args.calibration_steps)
-        arm_params = with_iterations(params, name, max(1, round(rate * args.budget_s)))
-        started = time.perf_counter()
-        train.train(arm_params, name)
-        seconds = time.perf_counter() - started
-        iterations = arm_params["experiments"][name]["train"]["iterations"]
+        iterations, seconds = train_for(params, name, args.budget_s)
+        arm_params = with_iterations(params, name, iterations)
         family = variants.VARIANTS[arm_params["experiments"][name]["variant"]].family
         for steps in (args.ddim_steps if family == "diffusion" else [None]):
             if steps is not None:
@@ -142,14 +145,13 @@ def main() -> None:
     parser.add_argument("--budget-s", type=float, default=240, help="training wall-clock per arm (s)")
     parser.add_argument("--n", type=int, default=64, help="samples per arm")
     parser.add_argument("--ddim-steps", type=int, nargs="+", default=[10, 25, 50])
-    parser.add_argument("--calibration-steps", type=int, default=5)
     parser.add_argument("--bootstrap", type=int, default=20)
     parser.add_argument("--workdir", type=Path, help="keep data and results here (default: a temporary folder)")
     parser.add_argument("--out", type=Path, help="also write the table (Markdown) and rows (JSON) here, stem only")
     parser.add_argument("--smoke", action="store_true", help="tiny budget and n: checks that the script runs")
     args = parser.parse_args()
     if args.smoke:
-        args.budget_s, args.n, args.ddim_steps, args.calibration_steps, args.bootstrap = 5, 8, [3], 1, 0
+        args.budget_s, args.n, args.ddim_steps, args.bootstrap = 5, 8, [3], 0
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench_quality_"))
     workdir.mkdir(parents=True, exist_ok=True)
     out = args.out.resolve() if args.out else None
