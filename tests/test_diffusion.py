@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from medgan import config, evaluate, paths, sample, train, variants
+from medgan import config, evaluate, modelio, paths, sample, train, variants
 from conftest import tiny_params
 from test_variants import _paired_dataset
 
@@ -36,7 +36,7 @@ def ddpm_params(prepared):
 
 
 def _model_weights(name):
-    return torch.load(paths.path(paths.MODEL, experiment=name), weights_only=False)["G"]
+    return torch.load(paths.path(paths.MODEL, experiment=name), weights_only=True)["G"]
 
 
 @pytest.mark.parametrize("name", list(EXPERIMENTS))
@@ -49,7 +49,7 @@ def test_ddpm_trains_and_resumes_exactly(ddpm_params, name):
     assert log["spread"].notna().tolist() == [False, True, False, True]  # measured on progress grids
     assert paths.path(paths.PROGRESS, experiment=name).exists()
 
-    paths.path(paths.CHECKPOINTS, experiment=name).joinpath("last.pt").unlink()
+    modelio.remove_checkpoints(paths.path(paths.CHECKPOINTS, experiment=name))
     paths.path(paths.MODEL, experiment=name).unlink()
     train.Trainer(ddpm_params, name).run(stop_after=3)  # "killed" after 3 of 4 steps
     assert not paths.path(paths.MODEL, experiment=name).exists()
