@@ -43,7 +43,8 @@ def deep_merged(base: dict, over: dict) -> dict:
     """What Snakemake's --configfile does to params.yaml."""
     out = dict(base)
     for key, value in over.items():
-        out[key] = deep_merged(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+        nested = isinstance(value, dict) and isinstance(base.get(key), dict)
+        out[key] = deep_merged(base[key], value) if nested else value
     return out
 
 
@@ -62,7 +63,7 @@ def with_iterations(params: dict, name: str, iterations: int) -> dict:
     params = json.loads(json.dumps(params))
     exp = params["experiments"][name]
     exp["train"] = {**exp.get("train", {}), "iterations": iterations, "epochs": None,
-                    "checkpoint_every": iterations, "progress_every": iterations}  # one grid: a DDPM's costs DDIM sampling
+                    "checkpoint_every": iterations, "progress_every": iterations}  # a DDPM grid costs DDIM
     return params
 
 

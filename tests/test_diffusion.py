@@ -120,7 +120,8 @@ def test_ddpm_mask_writes_triplets_that_evaluate_scores_with_paired_metrics(ddpm
 def test_ddpm_nan_loss_stops_training(ddpm_params, monkeypatch):
     trainer = train.Trainer(ddpm_params, "d_none")
     real_step = trainer.train_step
-    monkeypatch.setattr(trainer, "train_step", lambda: {**real_step(), **({"loss": float("nan")} if trainer.step == 1 else {})})
+    poisoned = lambda: {**real_step(), **({"loss": float("nan")} if trainer.step == 1 else {})}  # noqa: E731
+    monkeypatch.setattr(trainer, "train_step", poisoned)
     with pytest.raises(train.DivergenceError, match="step 2: a non-finite loss"):
         trainer.run()
 
