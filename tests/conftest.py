@@ -26,6 +26,7 @@ TINY = {
     "train": {"iterations": 6, "batch_size": 8, "checkpoint_every": 3, "log_every": 2},
     "sample": {"n": 12, "grid_columns": 4},
     "evaluate": {"metrics": ["frd", "fid"], "inception": "auto"},
+    "turing": {"n_per_kind": 20},  # dvc.yaml lists it under params: DVC needs it in the file
 }
 
 

@@ -44,7 +44,7 @@ def test_ddpm_trains_and_resumes_exactly(ddpm_params, name):
     train.train(ddpm_params, name)
     straight = _model_weights(name)
     log = pd.read_csv(paths.path(paths.TRAIN_LOG, experiment=name))
-    assert list(log.columns) == ["step", "loss", "spread", "guard"] and list(log["step"]) == [1, 2, 3, 4]
+    assert list(log.columns) == ["step", "loss", "spread", "guard", "lr"] and list(log["step"]) == [1, 2, 3, 4]
     assert np.isfinite(log["loss"]).all() and (log["loss"] > 0).all()
     assert log["spread"].notna().tolist() == [False, True, False, True]  # measured on progress grids
     assert paths.path(paths.PROGRESS, experiment=name).exists()

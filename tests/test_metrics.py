@@ -227,9 +227,9 @@ def test_paired_metrics_inside_the_lesion_mask(tmp_path):
     real = np.full((32, 32), 100, np.uint8)
     fake = real.copy()
     fake[10:20, 10:20] = 151  # differs by 51/255 = 0.2 inside the lesion only
-    mask = np.zeros((32, 32), np.uint8)
-    mask[4:28, 4:28] = 1
-    mask[10:20, 10:20] = 2
+    mask = np.zeros((32, 32), np.uint8)  # as sample writes it: labels 0/1/2 scaled to 0..255
+    mask[4:28, 4:28] = 128
+    mask[10:20, 10:20] = 255
     files = {k: _write_images(tmp_path / k, [a] * 3) for k, a in (("fake", fake), ("real", real), ("mask", mask))}
     samples = pd.DataFrame([{"pair": f"p{i}", "kind": k, "file": files[k][i], "class": "tumour"}
                             for i in range(3) for k in files])
@@ -240,6 +240,8 @@ def test_paired_metrics_inside_the_lesion_mask(tmp_path):
     assert out["paired_mae_image"]["value"] == pytest.approx(0.2 * 100 / 1024, abs=1e-6)
     assert out["paired_psnr_lesion"]["value"] == pytest.approx(10 * math.log10(1 / 0.04), abs=1e-3)
     assert out["paired_mae_image"]["n_fake"] == 3
+    assert out["paired_mae_image"]["n_pairs"] == 3 and out["paired_mae_image"]["n_patients"] == 3
+    assert out["paired_mae_image"]["bootstrap_unit"].startswith("pair")  # no patient ids given
 
 
 def test_diversity_flags_collapse(tmp_path):

@@ -100,7 +100,7 @@ def _paired_dataset(root, n_cases=4, per_case=4, size=32):
 def paired_params(project):
     _paired_dataset(paths.path(paths.SLICES, dataset="pairs"))
     raw = tiny_params(variants=SMALL)
-    raw["datasets"]["pairs"] = {"kind": "volumes", "raw": "unused", "image_size": [32, 32], "classes": ["lesion"]}
+    raw["datasets"]["pairs"] = {"kind": "paired_folders", "raw": "unused", "image_size": [32, 32], "classes": ["lesion"]}
     raw["experiments"] = {"p2p": {"dataset": "pairs", "variant": "pix2pix"}}
     raw["train"].update(iterations=3, checkpoint_every=3, log_every=1)
     raw["sample"] = {"n": 10, "grid_columns": 3, "interpolation_steps": 3}
@@ -126,7 +126,7 @@ def test_pix2pix_without_masks_says_so(project):
     _paired_dataset(root)
     pd.read_csv(root / "manifest.csv").drop(columns="mask_path").to_csv(root / "manifest.csv", index=False)
     raw = tiny_params(variants=SMALL)
-    raw["datasets"]["pairs"] = {"kind": "volumes", "raw": "unused", "image_size": [32, 32], "classes": ["lesion"]}
+    raw["datasets"]["pairs"] = {"kind": "paired_folders", "raw": "unused", "image_size": [32, 32], "classes": ["lesion"]}
     raw["experiments"] = {"p2p": {"dataset": "pairs", "variant": "pix2pix"}}
     with pytest.raises(config.ConfigError, match="mask_path"):
         train.Trainer(config.validate(raw), "p2p")

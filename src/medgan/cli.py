@@ -17,14 +17,18 @@ VERBS = {
     "check-data": "list every problem of the raw dataset DATASET at once (nothing is written)",
     "prepare": "raw dataset -> labeled 2D slices + manifest in data/slices/DATASET, split by case",
     "train": "train the generator of EXPERIMENT, a GAN or a DDPM (resumes from its last checkpoint)",
-    "sample": "write N generated images and a grid for EXPERIMENT",
+    "sample": "write N generated images (paired variants: one per held-out pair) and a grid for EXPERIMENT",
     "evaluate": "metrics of EXPERIMENT's samples against held-out real images",
     "baseline": "real-vs-real floor of DATASET: the metrics between two halves of its held-out images",
     "summarize": "one table of all experiments' metrics (summary.csv and summary.md); removes the "
                  "results of experiments and datasets that params.yaml no longer has",
+    "turing": "visual Turing test page of EXPERIMENT (results/turing/EXPERIMENT/index.html, key.json beside it)",
+    "turing-score": "score readers' answer CSVs of EXPERIMENT's Turing test (per reader, pooled, Fleiss' kappa)",
+    "report": "one self-contained HTML page of every result (results/report.html)",
 }
 TARGETS = {"phantoms": "NAME", "check-data": "DATASET", "prepare": "DATASET", "train": "EXPERIMENT",
-           "sample": "EXPERIMENT", "evaluate": "EXPERIMENT", "baseline": "DATASET"}
+           "sample": "EXPERIMENT", "evaluate": "EXPERIMENT", "baseline": "DATASET",
+           "turing": "EXPERIMENT", "turing-score": "EXPERIMENT"}
 
 
 def variant_names() -> list[str]:
@@ -50,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
             sub.epilog = "variants (experiments.<name>.variant): " + ", ".join(variant_names())
             sub.add_argument("--nproc", type=int, metavar="N",
                              help="processes under torchrun/DDP (default: resources.train.gpus; <= 1 runs one)")
+        if verb == "turing-score":
+            sub.add_argument("answers", nargs="*", metavar="CSV",
+                             help=f"answer files exported by the page (default: {paths.TURING_ANSWERS}/*.csv)")
+            sub.add_argument("--json", metavar="FILE", help="also write the scores as JSON to FILE")
         if verb == "prepare":
             step = sub.add_mutually_exclusive_group()
             step.add_argument("--list-units", action="store_true",
@@ -119,6 +127,33 @@ def run(args: argparse.Namespace) -> None:
 
         evaluate.summarize(params)
         prune.remove_stale(params)
+    elif args.verb == "turing":
+        from . import turing
+
+        config.experiment(params, args.target)
+        key = turing.build(params, args.target)
+        print(f"{paths.TURING_PAGE.format(experiment=args.target)}: {key['n_real']} real + "
+              f"{key['n_synthetic']} synthetic images, test {key['test_id']}")
+    elif args.verb == "turing-score":
+        run_turing_score(args, params)
+    elif args.verb == "report":
+        from . import report
+
+        print(report.build(params))
+
+
+def run_turing_score(args: argparse.Namespace, params: dict) -> None:
+    from pathlib import Path
+
+    from . import turing
+    from .atomic import write_json
+
+    config.experiment(params, args.target)
+    files = [Path(f) for f in args.answers] or turing.answer_files(args.target)
+    result = turing.score(turing.load_key(args.target), files)
+    print(turing.score_text(result))
+    if args.json:
+        write_json(args.json, result)
 
 
 def run_prepare(args: argparse.Namespace, params: dict) -> None:

@@ -16,6 +16,8 @@ import yaml
 from .errors import MedganError
 
 DEFAULT_PARAMS = "params.yaml"
+PAIRED_VARIANTS = ("pix2pix", "pix2pix_inpaint", "ddpm_mask")  # = medgan.variants' paired ones (no torch here)
+AUTO_DIFFAUGMENT = ("translation", "cutout")  # train.diffaugment: auto, unpaired variants
 PARAMS_ENV = "MEDGAN_PARAMS"  # set by the Snakefile when --config/--configfile override params.yaml
 
 
@@ -235,17 +237,26 @@ def _overridden(defaults: dict, overrides, where: str, section: tuple[str, ...])
 
 def training_settings(params: dict, name: str) -> dict:
     """Everything that decides a training run of one experiment, overrides applied."""
+    from . import labels
+
     exp = experiment(params, name)
     variant = exp["variant"]
-    return {
+    paired = variant in PAIRED_VARIANTS
+    train = _overridden(params["train"], exp.get("train", {}), f"experiments.{name}.train", ("train",))
+    if train["diffaugment"] == "auto":  # pix2pix-official has no DiffAugment: on only when asked
+        train["diffaugment"] = [] if paired else list(AUTO_DIFFAUGMENT)
+    settings = {
         "seed": params["seed"],
         "experiment": exp,
         "classes": classes_of(params, exp),
         "image_size": list(exp.get("image_size") or params["datasets"][exp["dataset"]]["image_size"]),
         "hp": _overridden(params["variants"][variant], exp.get("hp", {}), f"experiments.{name}.hp",
                           ("variants", variant)),
-        "train": _overridden(params["train"], exp.get("train", {}), f"experiments.{name}.train", ("train",)),
+        "train": train,
     }
+    if paired:
+        settings["labels"] = labels.encoding_of(params["datasets"][exp["dataset"]]).as_dict()
+    return settings
 
 
 def stage_params(params: dict, stage: str, target: str | None = None) -> dict:
@@ -261,4 +272,9 @@ def stage_params(params: dict, stage: str, target: str | None = None) -> dict:
         return {"seed": params["seed"], "sample": params["sample"]}
     if stage == "evaluate":
         return {"seed": params["seed"], "evaluate": params["evaluate"]}
+    if stage == "turing":
+        return {"seed": params["seed"], "turing": params["turing"], "real_split": params["evaluate"]["real_split"]}
+    if stage == "report":
+        return {"seed": params["seed"], "experiments": params["experiments"],
+                "real_split": params["evaluate"]["real_split"]}
     raise ValueError(f"unknown stage {stage}")

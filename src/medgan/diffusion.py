@@ -21,7 +21,7 @@ from torch import nn
 from .config import ConfigError
 
 CONDITIONING = ("none", "class", "mask")
-LOG_FIELDS = ["step", "loss", "spread", "guard"]
+LOG_FIELDS = ["step", "loss", "spread", "guard", "lr"]
 
 
 def check_size(image_size, hp: dict) -> None:
@@ -89,7 +89,9 @@ class DiffusionStep:
     loss_keys = ("loss",)
     hint = "a lower lr, or train.precision: fp32"
 
-    def __init__(self, variant, settings: dict, data, device: torch.device, wrap, autocast):
+    def __init__(self, variant, settings: dict, data, device: torch.device, wrap, autocast, total: int):
+        from .train import lr_factor  # the loop's own schedule (train.lr_schedule); train imports us lazily
+
         self.hp, self.train_cfg, self.data, self.device = settings["hp"], settings["train"], data, device
         self.autocast = autocast
         self.conditioning = variant.conditioning
@@ -98,6 +100,8 @@ class DiffusionStep:
         if self.train_cfg["channels_last"]:
             self.G.to(memory_format=torch.channels_last)
         self.opt = torch.optim.Adam(self.G.parameters(), lr=self.hp["lr"], betas=tuple(self.hp["betas"]))
+        factor = lr_factor(self.train_cfg["lr_schedule"], self.train_cfg["lr_decay_start"], total)
+        self.schedulers = [torch.optim.lr_scheduler.LambdaLR(self.opt, factor)]
         self.G_run = wrap(self.G)
         self.scheduler = training_scheduler(self.hp)
         self.inferer = DiffusionInferer(self.scheduler)
@@ -130,7 +134,9 @@ class DiffusionStep:
             loss = F.mse_loss(predicted.float(), noise)
         loss.backward()
         self.opt.step()
-        return {"loss": loss.item()}
+        metrics = {"loss": loss.item(), "lr": self.opt.param_groups[0]["lr"]}
+        self.schedulers[0].step()
+        return metrics
 
     def collapse_reason(self, metrics: dict, guard: dict) -> str | None:
         return None  # no discriminator: only the non-finite-loss guard applies
@@ -142,7 +148,7 @@ class DiffusionStep:
                  "z": torch.randn(n, self.G.image_size[0] * self.G.image_size[1], generator=rng).to(self.device),
                  "labels": torch.arange(n, device=self.device) % max(1, self.G.n_classes)}
         if self.conditioning == "mask":
-            fixed["masks"] = self.data.masks_to_model_range(self.data.masks[idx])
+            fixed["masks"] = self.data.condition(fixed["real"], self.data.masks[idx], rng)
         return fixed
 
     def render(self, G: nn.Module, fixed: dict) -> torch.Tensor:

@@ -43,6 +43,12 @@ def real_set(params: dict, dataset: str, manifest: pd.DataFrame, split: str, cls
     return ImageSet(list(rows["file"]), cache_key=key)
 
 
+def fake_set_key(name: str) -> dict:
+    """Cache key of an experiment's generated images (the files' contents are hashed too), so
+    that the report's feature map reuses evaluate's features."""
+    return {"experiment": name, "kind": "fake"}
+
+
 def samples_with_files(name: str) -> pd.DataFrame:
     """samples.csv (the samples contract), checked: columns present, every listed file there."""
     folder = paths.path(paths.SAMPLES, experiment=name)
@@ -50,7 +56,7 @@ def samples_with_files(name: str) -> pd.DataFrame:
     if not index_path.is_file():
         raise DataError(f"{index_path} not found — run `medgan sample {name}` first")
     try:
-        index = pd.read_csv(index_path, dtype={"pair": str})
+        index = pd.read_csv(index_path, dtype={"pair": str, "case": str})
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:
         raise DataError(f"{index_path}: not a readable CSV ({err}) — rerun `medgan sample {name}`") from None
     missing = [c for c in ("path", "class", "kind") if c not in index]
@@ -101,11 +107,14 @@ def evaluate(params: dict, name: str) -> dict:
     if fakes.empty:
         raise config.ConfigError(f"{paths.path(paths.SAMPLES, experiment=name)}: no generated '{cls}' images")
     inp = inputs_for(params, dataset, real_set(params, dataset, manifest, split, cls),
-                     ImageSet(list(fakes["file"])), real_set(params, dataset, manifest, "train", cls),
+                     ImageSet(list(fakes["file"]), cache_key=fake_set_key(name)), real_set(params, dataset, manifest, "train", cls),
                      manifest, samples, is_baseline=False)
     results = {"experiment": name, **exp, "seed": params["seed"], "real_split": split,
                "n_real": len(inp.real), "n_fake": len(inp.fake), "n_train": len(inp.train),
                "training": training_signals(name), "metrics": run_metrics(inp)}
+    settings = paths.path(paths.SAMPLES, experiment=name) / "settings.json"
+    if settings.exists():  # what the model was trained and sampled with (effective values)
+        results["settings"] = read_json(settings, f"rerun `medgan sample {name}`")
     write_closest_pairs(inp, paths.path(paths.CLOSEST_PAIRS, experiment=name))
     write_json(paths.path(paths.METRICS, experiment=name), results)
     return results
@@ -182,7 +191,8 @@ def cell(entry: dict | None) -> str:
         text += f" [{entry['ci_low']:.3g}, {entry['ci_high']:.3g}]"
     else:
         text += " [no CI]"
-    return text + f" n={entry['n_real']}/{entry['n_fake']}"
+    text += f" n={entry['n_real']}/{entry['n_fake']}"
+    return text + (f" ({entry['n_patients']} patients)" if "n_patients" in entry else "")
 
 
 def flat_row(base: dict, metrics: dict, names: list[str]) -> tuple[dict, dict]:

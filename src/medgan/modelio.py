@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import variants
+from . import labels, variants
 from .atomic import atomic_file
 from .errors import MedganError
 
@@ -28,7 +28,7 @@ LAST, PREVIOUS = "last.pt", "previous.pt"
 # a family's other networks and optimisers (a GAN's D, opt_d) are checked against it on resume (misfit)
 CHECKPOINT_KEYS = ("step", "fingerprint", "log", "progress", "rollbacks", "G", "G_ema", "opt_g",
                    "rng", "torch_rng", "numpy_rng", "python_rng")
-MODEL_KEYS = ("variant", "experiment", "hp", "image_size", "classes", "mask_max", "step", "G")
+MODEL_KEYS = ("variant", "experiment", "hp", "image_size", "classes", "step", "G")
 
 
 class ModelFileError(MedganError, ValueError):
@@ -150,4 +150,6 @@ def load_generator(model_path: str | os.PathLike, device: str = "cpu") -> tuple[
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         raise ModelFileError(f"{model_path}: its weights do not fit a {model['variant']} generator "
                              f"({_first_line(err)}) — retrain it with this medgan") from None
+    if model.get("labels"):
+        G.encoding = labels.encoding_from_dict(model["labels"])  # inpaint.paint reads it
     return G.to(device).eval(), model

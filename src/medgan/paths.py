@@ -17,6 +17,10 @@ INTERPOLATION = "results/interpolations/{experiment}.png"
 METRICS = "results/metrics/experiments/{experiment}.json"
 SUMMARY_CSV = "results/metrics/summary.csv"
 SUMMARY_MD = "results/metrics/summary.md"
+TURING_PAGE = "results/turing/{experiment}/index.html"  # hand this one file to readers
+TURING_KEY = "results/turing/{experiment}/key.json"     # never referenced by the page
+TURING_ANSWERS = "results/turing/{experiment}/answers"  # readers' exported CSVs (not a stage output)
+REPORT = "results/report.html"
 CACHE = "results/cache"
 
 

@@ -14,11 +14,17 @@ from pathlib import Path
 
 from . import paths
 
-# Every per-experiment / per-dataset output pattern under results/ (paths.py names them).
-PER_EXPERIMENT = [getattr(paths, n) for n in dir(paths) if isinstance(getattr(paths, n), str)
-                  and "{experiment}" in getattr(paths, n) and getattr(paths, n).startswith("results/")]
-PER_DATASET = [getattr(paths, n) for n in dir(paths) if isinstance(getattr(paths, n), str)
-               and "{dataset}" in getattr(paths, n) and getattr(paths, n).startswith("results/")]
+# Readers' Turing-test answers are people's work, not outputs: never removed.
+KEPT = {paths.TURING_ANSWERS}
+
+
+def _patterns(placeholder: str) -> list[str]:
+    """Every per-experiment / per-dataset output pattern under results/ (paths.py names them)."""
+    names = [getattr(paths, n) for n in dir(paths) if isinstance(getattr(paths, n), str)]
+    return [p for p in names if "{" + placeholder + "}" in p and p.startswith("results/") and p not in KEPT]
+
+
+PER_EXPERIMENT, PER_DATASET = _patterns("experiment"), _patterns("dataset")
 
 
 def _owner_pattern(pattern: str, placeholder: str) -> tuple[str, re.Pattern]:

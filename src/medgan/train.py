@@ -28,7 +28,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from . import config, modelio, paths, variants
+from . import config, labels, modelio, paths, variants
 from .atomic import atomic_file
 from .augment import diff_augment
 from .errors import MedganError
@@ -37,7 +37,7 @@ from .modelio import load_generator  # noqa: F401 (the name callers and tests us
 from .prepare import load_images, load_manifest
 
 LOG_FIELDS = ["step", "loss_d", "loss_g", "d_real", "d_fake", "d_accuracy", "penalty", "l1", "fake_std",
-              "spread", "guard"]
+              "spread", "guard", "lr"]
 PROGRESS_COLUMNS = 8
 SPREAD_RECOVERY = 1.25  # a collapse episode ends when the mean spread is back above 1.25 x spread_min
 
@@ -65,9 +65,14 @@ def load_masks(slices: Path, rows) -> torch.Tensor:
     return torch.from_numpy(load_images(slices, rows.assign(path=rows["mask_path"]))).unsqueeze(1)
 
 
-def masks_to_model_range(masks_uint8: torch.Tensor, mask_max: int) -> torch.Tensor:
-    """Label values 0..mask_max -> [-1, 1], the generator's input range in pix2pix."""
-    return masks_uint8.float().mul(2.0 / mask_max).sub_(1.0)
+def lr_factor(schedule: str, decay_start: float, total: int):
+    """LambdaLR's factor after `step` completed G steps: 1, or constant until decay_start x total
+    then linear towards 0 (the last step runs at 1/(decay steps) of the rate, as in
+    pix2pix-official's `linear` policy over its decay epochs)."""
+    if schedule == "constant":
+        return lambda step: 1.0
+    start = int(round(decay_start * total))
+    return lambda step: 1.0 if step < start else max(0.0, (total - step) / max(1, total - start))
 
 
 def pick_device(setting: str) -> torch.device:
@@ -130,35 +135,42 @@ class TrainingData:
         images = torch.from_numpy(load_images(slices, rows)).unsqueeze(1)
         self.images = _resized(images, size, "bilinear").to(device)
         self.labels = torch.tensor([self.classes.index(c) for c in rows["class"]], device=device)
-        self.masks, self.mask_max = None, 1
-        if variants.VARIANTS[exp["variant"]].paired:
-            self.masks, self.mask_max = self._masks(slices, rows, size, device)
+        variant = variants.VARIANTS[exp["variant"]]
+        self.masks, self.encoding = None, None
+        if variant.paired:
+            self.encoding = labels.encoding_from_dict(settings["labels"])
+            self.masks = self._masks(slices, rows, size, device, self.encoding)
+            self._condition, self._hp = variant.condition, settings["hp"]
         self.device = device
 
     @staticmethod
-    def _masks(slices: Path, rows, size, device):
+    def _masks(slices: Path, rows, size, device, encoding: labels.Encoding):
         if "mask_path" not in rows or (rows["mask_path"].fillna("") == "").any():
             raise config.ConfigError(f"{slices}/manifest.csv: pix2pix needs a label mask per image "
                                      f"(column mask_path) — prepare the dataset with masks")
         masks = load_masks(slices, rows)
-        return _resized(masks, size, "nearest").to(device), max(1, int(masks.max()))
+        if int(masks.max()) > encoding.max_value:
+            raise config.ConfigError(f"{slices}: training masks hold label {int(masks.max())}, above the "
+                                     f"{encoding.max_value} this dataset's kind writes — prepare it again")
+        return _resized(masks, size, "nearest").to(device)
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def masks_to_model_range(self, masks_uint8: torch.Tensor) -> torch.Tensor:
-        return masks_to_model_range(masks_uint8, self.mask_max)
+    def condition(self, images: torch.Tensor, masks_uint8: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
+        """The generator's input for paired variants (the label map, or more)."""
+        return self._condition(images, masks_uint8, self.encoding, self._hp, rng)
 
     def batch(self, size: int, rng: torch.Generator, hflip: bool) -> Batch:
         idx = torch.randint(len(self), (size,), generator=rng).to(self.device)
         images = to_model_range(self.images[idx])
-        masks = self.masks_to_model_range(self.masks[idx]) if self.masks is not None else None
+        masks = self.masks[idx] if self.masks is not None else None
         if hflip:
             flip = (torch.rand(size, generator=rng) < 0.5).to(self.device)
             images = torch.where(flip[:, None, None, None], images.flip(-1), images)
             if masks is not None:
                 masks = torch.where(flip[:, None, None, None], masks.flip(-1), masks)
-        return Batch(images, self.labels[idx], masks)
+        return Batch(images, self.labels[idx], self.condition(images, masks, rng) if masks is not None else None)
 
 
 # -- distributed -------------------------------------------------------------------------------
@@ -191,7 +203,7 @@ class GANStep:
     hint = "a lower lr, DiffAugment (train.diffaugment), spectral_norm or r1_gamma"
 
     def __init__(self, variant: variants.Variant, settings: dict, data: TrainingData, device: torch.device,
-                 wrap, autocast):
+                 wrap, autocast, total: int):
         self.variant, self.hp, self.train_cfg = variant, settings["hp"], settings["train"]
         self.data, self.device, self.autocast = data, device, autocast
         self.n_classes = len(settings["classes"])
@@ -203,6 +215,8 @@ class GANStep:
             self.D.to(memory_format=torch.channels_last)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=self.hp["lr"], betas=tuple(self.hp["betas"]))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=self.hp["lr"], betas=tuple(self.hp["betas"]))
+        factor = lr_factor(self.train_cfg["lr_schedule"], self.train_cfg["lr_decay_start"], total)
+        self.schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, factor) for opt in (self.opt_g, self.opt_d)]
         self.G_run, self.D_run = wrap(self.G), wrap(self.D)
         self.loss = GANLoss(self.hp["loss"])
         self.networks = {"G": self.G, "D": self.D}
@@ -215,7 +229,7 @@ class GANStep:
     def fixed_inputs(self, rng: torch.Generator, n: int) -> dict:
         if self.variant.paired:
             idx = torch.randperm(len(self.data), generator=rng)[:n].to(self.device)
-            return {"masks": self.data.masks_to_model_range(self.data.masks[idx])}
+            return {"masks": self.data.condition(to_model_range(self.data.images[idx]), self.data.masks[idx], rng)}
         labels = torch.arange(n, device=self.device) % self.n_classes
         return {"z": self.noise(n, rng), "labels": labels}
 
@@ -276,9 +290,11 @@ class GANStep:
             with self.autocast(), (contextlib.nullcontext() if last else torch.no_grad()):
                 fake = self.generate(self.G_run, batch, rng)
             d_metrics = self.discriminator_step(batch, fake)
-        metrics = {**d_metrics, **self.generator_step(batch, fake)}  # the last fake serves the G step
+        metrics = {**d_metrics, **self.generator_step(batch, fake), "lr": self.opt_g.param_groups[0]["lr"]}
         metrics["spread"] = sample_spread(fake, batch.images)
-        return metrics
+        for scheduler in self.schedulers:  # once per G step, after the optimisers stepped
+            scheduler.step()
+        return metrics  # the last fake served the G step
 
     def collapse_reason(self, metrics: dict, guard: dict) -> str | None:
         """This step's sign of a collapse (D sees through near-constant images), or None."""
@@ -325,8 +341,9 @@ class Trainer:
         seed_everything(seed)
         torch.set_num_threads(params["resources"]["train"]["threads"])
         self.data = TrainingData(self.settings, self.device)
+        self.total = total_steps(self.settings, len(self.data))
         self.family = family_step(self.variant)(self.variant, self.settings, self.data, self.device,
-                                                self._wrapped, self.autocast)
+                                                self._wrapped, self.autocast, self.total)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if self.hp["ema"] else None
         self.seed = seed
         self.rng = torch.Generator().manual_seed(seed + 1000 * self.rank)
@@ -337,7 +354,6 @@ class Trainer:
         self.guard_events: list[dict] = []
         self.log: list[dict] = []
         self.progress: list[tuple[int, torch.Tensor]] = []
-        self.total = total_steps(self.settings, len(self.data))
         self.checkpoint = paths.path(paths.CHECKPOINTS, experiment=name) / "last.pt"
 
     def _wrapped(self, net: nn.Module) -> nn.Module:
@@ -446,6 +462,7 @@ class Trainer:
                 **{key: net.state_dict() for key, net in self.family.networks.items()},
                 **{key: opt.state_dict() for key, opt in self.family.optimizers.items()},
                 "G_ema": self.G_ema.state_dict() if self.G_ema is not None else None,
+                "schedulers": [scheduler.state_dict() for scheduler in self.family.schedulers],
                 "rng": self.rng.get_state(), **modelio.rng_states()}
 
     def save_checkpoint(self) -> None:
@@ -462,6 +479,8 @@ class Trainer:
             obj.load_state_dict(state[key])
         if self.G_ema is not None:
             self.G_ema.load_state_dict(state["G_ema"])
+        for scheduler, saved in zip(self.family.schedulers, state["schedulers"]):
+            scheduler.load_state_dict(saved)
         self.rng.set_state(state["rng"].cpu())
         modelio.set_rng_states(state)
         self.step, self.log = state["step"], state["log"]
@@ -536,7 +555,10 @@ class Trainer:
         G = self.G_ema if self.G_ema is not None else self.G
         model = {"variant": self.exp["variant"], "experiment": self.name, "hp": self.hp,
                  "image_size": self.settings["image_size"], "classes": self.settings["classes"],
-                 "mask_max": self.data.mask_max, "step": self.step, "guard_events": self.guard_events,
+                 "labels": self.settings.get("labels"), "train": self.train_cfg, "step": self.step,
+                 "guard_events": self.guard_events,
+                 "effective": {"device": self.device.type, "world_size": self.world,
+                               "precision": "bf16" if uses_bf16(self.train_cfg["precision"], self.device) else "fp32"},
                  "G": {k: v.cpu() for k, v in G.state_dict().items()}}
         modelio.save_model(model, paths.path(paths.MODEL, experiment=self.name))
         with atomic_file(paths.path(paths.TRAIN_LOG, experiment=self.name)) as tmp:

@@ -9,7 +9,7 @@ from typing import Callable
 
 from torch import nn
 
-from . import networks
+from . import inpaint, networks
 
 
 @dataclass(frozen=True)
@@ -17,9 +17,16 @@ class Variant:
     build: Callable[..., tuple[nn.Module, nn.Module]]  # (image_size, hp, n_classes) -> (G, D)
     conditional: bool = False  # G and D take class labels; trained on all classes
     paired: bool = False  # G maps a label mask to an image (pix2pix, ddpm_mask)
+    # paired: (images in [-1, 1], label maps uint8, encoding, hp, rng) -> G's input
+    condition: Callable | None = None
+    paints: bool = False  # G repaints a region of a real slice (medgan.inpaint)
     family: str = "gan"  # the training step: gan (medgan.train.GANStep) | diffusion (medgan.diffusion)
     conditioning: str = "none"  # diffusion: none | class | mask
     sampler: Callable | None = None  # (G, model, sample settings, seed) -> what sampling calls; None = G
+
+
+def _label_map_condition(images, label_maps_uint8, encoding, hp, rng):
+    return encoding.to_model_range(label_maps_uint8)
 
 
 def _vanilla(size, hp, n_classes):
@@ -50,6 +57,12 @@ def _pix2pix(size, hp, n_classes):
             networks.PatchDiscriminator(2, hp["ndf"], hp["n_layers_d"], hp["spectral_norm"]))
 
 
+def _pix2pix_inpaint(size, hp, n_classes):
+    # D judges (slice, label map, region, output) together, so it sees what was asked for where
+    return (inpaint.InpaintGenerator(size, hp["ngf"], hp["dropout"], hp["feather"]),
+            networks.PatchDiscriminator(4, hp["ndf"], hp["n_layers_d"], hp["spectral_norm"]))
+
+
 def _ddpm(conditioning):
     def build(size, hp, n_classes):
         from . import diffusion  # MONAI: imported only when a DDPM is used
@@ -65,8 +78,10 @@ def _ddim_sampler(G, model, settings, seed):
 
 
 def _diffusion(conditioning: str) -> Variant:
-    return Variant(_ddpm(conditioning), conditional=conditioning == "class", paired=conditioning == "mask",
-                   family="diffusion", conditioning=conditioning, sampler=_ddim_sampler)
+    paired = conditioning == "mask"
+    return Variant(_ddpm(conditioning), conditional=conditioning == "class", paired=paired,
+                   condition=_label_map_condition if paired else None, family="diffusion",
+                   conditioning=conditioning, sampler=_ddim_sampler)
 
 
 VARIANTS = {
@@ -74,7 +89,8 @@ VARIANTS = {
     "dcgan": Variant(_dcgan),
     "cgan": Variant(_cgan, conditional=True),
     "wgan_gp": Variant(_wgan_gp),
-    "pix2pix": Variant(_pix2pix, paired=True),
+    "pix2pix": Variant(_pix2pix, paired=True, condition=_label_map_condition),
+    "pix2pix_inpaint": Variant(_pix2pix_inpaint, paired=True, condition=inpaint.training_condition, paints=True),
     "ddpm": _diffusion("none"),
     "ddpm_class": _diffusion("class"),  # class embedding + classifier-free guidance
     "ddpm_mask": _diffusion("mask"),  # label map concatenated as input channels (vs pix2pix)

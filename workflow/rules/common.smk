@@ -72,6 +72,24 @@ def slices_of_experiment(wildcards):
     return paths.SLICES.format(dataset=PARAMS["experiments"][wildcards.experiment]["dataset"])
 
 
+def report_inputs():
+    """Every file the report reads (the Turing answers are found by `turing_answer_files`)."""
+    experiments = list(PARAMS["experiments"])
+    per_experiment = [paths.METRICS, paths.CLOSEST_PAIRS, paths.TRAIN_LOG, paths.PROGRESS, paths.GRID,
+                      paths.INTERPOLATION, paths.SAMPLES, paths.TURING_PAGE, paths.TURING_KEY]
+    return [
+        *[out for pattern in per_experiment for out in expand(pattern, experiment=experiments)],
+        *expand(paths.BASELINE, dataset=list(PARAMS["datasets"])),
+        *expand(paths.SLICES, dataset=list(PARAMS["datasets"])),
+    ]
+
+
+def turing_answer_files(wildcards):
+    """Readers' answer CSVs present now: adding one makes the report rerun."""
+    folders = [Path(paths.TURING_ANSWERS.format(experiment=e)) for e in PARAMS["experiments"]]
+    return sorted(str(p) for folder in folders for p in folder.glob("*.csv"))
+
+
 def final_outputs():
     experiments = list(PARAMS["experiments"])
     return [
@@ -82,4 +100,5 @@ def final_outputs():
         *expand(paths.PROGRESS, experiment=experiments),
         *expand(paths.TRAIN_LOG, experiment=experiments),
         *expand(paths.SLICES, dataset=list(PARAMS["datasets"])),
+        paths.REPORT,
     ]

@@ -102,22 +102,36 @@ def _finite(value: float) -> float:
 
 
 def bootstrap_ci(statistic: Callable[..., float], sizes: tuple[int, ...], inp: Inputs,
-                 desc: str = "bootstrap") -> tuple[float, float] | None:
+                 desc: str = "bootstrap", clusters=None) -> tuple[float, float] | None:
     """95% percentile bootstrap CI: resample each of the sets (sizes) with replacement and
-    recompute `statistic(*index_arrays)`. None when evaluate.bootstrap is 0."""
-    cis = bootstrap_cis(lambda *idx: [statistic(*idx)], sizes, inp, desc)
+    recompute `statistic(*index_arrays)`. None when evaluate.bootstrap is 0. `clusters` (one
+    entry per set: an array of cluster labels, e.g. the patient of each image, or None)
+    resamples whole clusters instead of items (a cluster bootstrap), for sets whose items are
+    not independent (neighbouring slices of one patient)."""
+    cis = bootstrap_cis(lambda *idx: [statistic(*idx)], sizes, inp, desc, clusters)
     return cis[0] if cis else None
 
 
+def _resampler(n: int, labels, rng: np.random.Generator) -> Callable[[], np.ndarray]:
+    if labels is None:
+        return lambda: rng.integers(0, n, n)
+    labels = np.asarray(labels)
+    if len(labels) != n:
+        raise ValueError(f"{len(labels)} cluster labels for a set of {n}")
+    groups = [np.flatnonzero(labels == u) for u in np.unique(labels)]
+    return lambda: np.concatenate([groups[g] for g in rng.integers(0, len(groups), len(groups))])
+
+
 def bootstrap_cis(statistics: Callable[..., list[float]], sizes: tuple[int, ...], inp: Inputs,
-                  desc: str = "bootstrap") -> list[tuple[float, float] | None] | None:
+                  desc: str = "bootstrap", clusters=None) -> list[tuple[float, float] | None] | None:
     """Like bootstrap_ci for a statistic returning several numbers at once (one CI each).
     Non-finite replicates are dropped; a CI needs at least half of the replicates."""
     n_boot = inp.settings["bootstrap"]
     if n_boot <= 0:
         return None
     rng = np.random.default_rng(inp.seed)
-    replicates = np.array([statistics(*(rng.integers(0, n, n) for n in sizes))
+    draws = [_resampler(n, labels, rng) for n, labels in zip(sizes, clusters or [None] * len(sizes))]
+    replicates = np.array([statistics(*(draw() for draw in draws))
                            for _ in tqdm(range(n_boot), desc=desc, leave=False, disable=n_boot < 50)],
                           dtype=float)
     cis = []

@@ -1,0 +1,442 @@
+"""report: one self-contained HTML page of the results (results/report.html).
+
+Per dataset: the headline metric table (baseline rows beside the experiments, best value per
+column marked); per experiment: generated beside real held-out images, training curves,
+progress and interpolation strips, intensity histograms (in HU for CT), a 2-D map of real and
+generated images in feature space, the memorisation closest pairs, pix2pix triplets and paired
+metrics, the visual Turing test's link and scores, and the settings. Figures are drawn here
+with matplotlib from the pipeline's files and embedded as PNG data URIs: the page opens from
+disk with no network (no scripts, fonts or styles from elsewhere)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from . import __version__, config, paths
+from .atomic import write_text
+from .errors import MedganError
+
+# Headline metrics of the table: entry name -> (label, which way is better).
+# "min": lower is better, "max": higher, "one": closest to 1.
+HEADLINE = {
+    "fid": ("FID", "min"),
+    "kid": ("KID", "min"),
+    "frd": ("FRD (d²)", "min"),
+    "prdc_precision": ("precision", "max"),
+    "prdc_recall": ("recall", "max"),
+    "prdc_coverage": ("coverage", "max"),
+    "diversity_ratio": ("SSIM diversity ratio", "one"),
+    "memorisation_share_pixel": ("memorised share (pixels)", "min"),
+    "paired_ssim_image": ("paired SSIM", "max"),
+    "paired_psnr_image": ("paired PSNR (dB)", "max"),
+    "paired_mae_hu_image": ("paired MAE (HU)", "min"),
+    "utility_synthetic_auc": ("utility AUC (trained on synthetic)", "max"),
+}
+PAIRED_PREFIX = "paired_"
+DPI = 80
+Z_CLIP = 10.0  # feature-map z-scores are clipped at ±this many real-image SDs
+
+
+class ReportError(MedganError):
+    """An input of the report is missing or malformed; the message names it."""
+
+
+# ---------------------------------------------------------------------------------------------
+# templates (shared with the Turing test page)
+
+@lru_cache(maxsize=1)
+def environment():
+    import jinja2
+
+    return jinja2.Environment(loader=jinja2.PackageLoader("medgan", "templates"),
+                              autoescape=jinja2.select_autoescape(["html", "j2"]),
+                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+def render(template: str, **data) -> str:
+    return environment().get_template(template).render(**data)
+
+
+# ---------------------------------------------------------------------------------------------
+# small helpers
+
+def data_uri_of_file(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+def pixel_image(image: Path | np.ndarray, max_width: int) -> dict:
+    """An image of pixels (grid, strip) embedded, with the largest whole-number zoom that fits
+    `max_width` CSS pixels (whole numbers keep `image-rendering: pixelated` crisp)."""
+    if isinstance(image, np.ndarray):
+        src, width = data_uri_of_array(image), image.shape[1]
+    else:
+        src, width = data_uri_of_file(image), Image.open(image).size[0]
+    return {"src": src, "width": max(1, max_width // width) * width if width <= max_width else max_width}
+
+
+def data_uri_of_figure(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def data_uri_of_array(image: np.ndarray) -> str:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def read_json(path: Path) -> dict:
+    if not path.exists():
+        raise ReportError(f"{path} not found: run the pipeline up to it first (snakemake --cores 2, or dvc repro)")
+    return json.loads(path.read_text())
+
+
+def git_commit() -> str:
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return head + (" (with uncommitted changes)" if dirty else "")
+
+
+def params_hash(params: dict) -> str:
+    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------------------------
+# the metric table
+
+def metric_table(params: dict, dataset: str) -> pd.DataFrame:
+    """The compact headline table of one dataset: a row per experiment, then the real-vs-real
+    baseline row per class; columns kind, name, variant, class, n_real, n_fake, and per
+    headline metric `<m>`, `<m>_ci_low`, `<m>_ci_high`, `<m>_skipped` (the reason, or '').
+    The one place the table is built: medgan.summary's shared headline table can replace this body."""
+    def row(base: dict, metrics: dict) -> dict:
+        out = dict(base)
+        for name in HEADLINE:
+            entry = metrics.get(name) or {"skipped": "not computed"}
+            out[name] = entry.get("value")
+            out[f"{name}_ci_low"], out[f"{name}_ci_high"] = entry.get("ci_low"), entry.get("ci_high")
+            out[f"{name}_skipped"] = entry.get("skipped", "")
+        return out
+
+    rows = []
+    for name, exp in params["experiments"].items():
+        if exp["dataset"] != dataset:
+            continue
+        result = read_json(paths.path(paths.METRICS, experiment=name))
+        rows.append(row({"kind": "experiment", "name": name, "variant": exp["variant"], "class": exp["class"],
+                         "n_real": result["n_real"], "n_fake": result["n_fake"]}, result["metrics"]))
+    floor = read_json(paths.path(paths.BASELINE, dataset=dataset))
+    for cls, result in floor["classes"].items():
+        metrics = result.get("metrics") or {n: {"skipped": result.get("skipped", "")} for n in HEADLINE}
+        rows.append(row({"kind": "baseline", "name": f"real vs real ({result.get('halves', 'not computed')})",
+                         "variant": "baseline", "class": cls, "n_real": result["n_real"],
+                         "n_fake": result["n_fake"]}, metrics))
+    return pd.DataFrame(rows)
+
+
+def best_rows(table: pd.DataFrame, metric: str, direction: str) -> set[int]:
+    """Index of the experiment row(s) with the best value of `metric` (baselines don't compete)."""
+    values = table.loc[table["kind"] == "experiment", metric].dropna().astype(float)
+    if values.empty:
+        return set()
+    score = {"min": values, "max": -values, "one": (values - 1).abs()}[direction]
+    return set(score.index[np.isclose(score, score.min())])
+
+
+def table_view(table: pd.DataFrame) -> dict:
+    """The table as the template shows it: only columns with at least one number, cells as text."""
+    shown = [m for m in HEADLINE if m in table and table[m].notna().any()]
+    best = {m: best_rows(table, m, HEADLINE[m][1]) for m in shown}
+    reasons: dict[str, str] = {}
+    rows = []
+    for index, r in table.iterrows():
+        cells = []
+        for m in shown:
+            if pd.notna(r[m]):
+                ci = (f" [{r[f'{m}_ci_low']:.3g}, {r[f'{m}_ci_high']:.3g}]"
+                      if pd.notna(r[f"{m}_ci_low"]) and pd.notna(r[f"{m}_ci_high"]) else "")
+                cells.append({"text": f"{r[m]:.3g}", "ci": ci, "best": index in best[m], "note": ""})
+            else:
+                reason = r[f"{m}_skipped"] or "not computed"
+                note = reasons.setdefault(reason, str(len(reasons) + 1))
+                cells.append({"text": "—", "ci": "", "best": False, "note": note})
+        rows.append({"kind": r["kind"], "name": r["name"], "variant": r["variant"], "class": r["class"],
+                     "n": f"{r['n_real']}/{r['n_fake']}", "cells": cells})
+    arrows = {"min": "↓", "max": "↑", "one": "→1"}
+    hidden = sorted({reason for m in HEADLINE if m in table and not table[m].notna().any()
+                     for reason in table[f"{m}_skipped"] if reason})
+    return {"columns": [{"label": HEADLINE[m][0], "better": arrows[HEADLINE[m][1]]} for m in shown],
+            "rows": rows, "notes": [{"mark": v, "text": k} for k, v in reasons.items()],
+            "hidden": [HEADLINE[m][0] for m in HEADLINE if m in table and m not in shown], "hidden_reasons": hidden}
+
+
+# ---------------------------------------------------------------------------------------------
+# figures
+
+def training_curves(log: pd.DataFrame) -> str:
+    """Losses, D's outputs/accuracy, and the diversity signal, with the guard's steps marked."""
+    plt = pyplot()
+    diversity = "spread" if "spread" in log else "fake_std"
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
+    axes[0].plot(log["step"], log["loss_d"], label="D loss")
+    axes[0].plot(log["step"], log["loss_g"], label="G loss")
+    axes[0].set_title("losses")
+    for column, label in (("d_accuracy", "D accuracy"), ("d_real", "D(real)"), ("d_fake", "D(fake)")):
+        axes[1].plot(log["step"], log[column], label=label)
+    axes[1].set_ylim(-0.05, 1.05)
+    axes[1].set_title("discriminator")
+    axes[2].plot(log["step"], log[diversity], label=diversity, color="tab:green")
+    axes[2].set_title("cross-sample spread vs real" if diversity == "spread" else "std of generated pixels")
+    guard = guard_events(log)
+    for ax in axes:
+        for event in guard:
+            ax.axvline(event["step"], color="tab:red", linestyle="--", linewidth=1)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="best")
+    if guard:
+        axes[0].plot([], [], color="tab:red", linestyle="--", label="guard fired")
+        axes[0].legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return data_uri_of_figure(fig)
+
+
+def guard_events(log: pd.DataFrame) -> list[dict]:
+    if "guard" not in log:
+        return []
+    reasons = log["guard"].map(lambda g: "" if pd.isna(g) else str(g).strip())  # empty where it did not fire
+    fired = reasons != ""
+    return [{"step": int(s), "reason": g} for s, g in zip(log.loc[fired, "step"], reasons[fired])]
+
+
+def hu_window(manifest: pd.DataFrame) -> tuple[float, float] | None:
+    """The CT window prepare mapped to 0..255, or None when the images are not CT in HU."""
+    if not {"window_low", "window_high"} <= set(manifest.columns):
+        return None
+    windows = manifest[["window_low", "window_high"]].dropna()
+    if windows.empty:
+        return None
+    return float(windows["window_low"].iloc[0]), float(windows["window_high"].iloc[0])
+
+
+def intensity_histogram(real: np.ndarray, fake: np.ndarray, window: tuple[float, float] | None) -> tuple[str, dict]:
+    """Histograms of real held-out and generated pixel values (HU when `window`), W1 between them."""
+    from scipy.stats import wasserstein_distance
+
+    plt = pyplot()
+    low, high = window if window else (0.0, 255.0)
+    to_units = lambda x: low + x.ravel() * (high - low)  # noqa: E731  [0, 1] -> HU (or 0..255)
+    r, f = to_units(real), to_units(fake)
+    w1 = float(wasserstein_distance(r, f))
+    unit = "HU" if window else "intensity (0–255)"
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    bins = np.linspace(low, high, 65)
+    ax.hist(r, bins=bins, density=True, alpha=0.55, label=f"real held-out (n={len(real)})")
+    ax.hist(f, bins=bins, density=True, alpha=0.55, label=f"generated (n={len(fake)})")
+    ax.set_xlabel(unit)
+    ax.set_ylabel("density")
+    ax.set_title(f"pixel intensities — Wasserstein-1 = {w1:.3g} {'HU' if window else ''}".strip())
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return data_uri_of_figure(fig), {"w1": w1, "unit": "HU" if window else "intensity levels (0–255)",
+                                    "window": list(window) if window else None}
+
+
+def feature_map(train: np.ndarray, held_out: np.ndarray, fake: np.ndarray, extractor: str) -> tuple[str, dict]:
+    """PCA of the real images' features (z-scored with the real images' statistics); generated
+    images projected onto the same axes."""
+    from sklearn.decomposition import PCA
+
+    plt = pyplot()
+    real = np.concatenate([train, held_out])
+    keep = np.isfinite(real).all(0) & np.isfinite(fake).all(0) & (real.std(0) > 1e-12)
+    if keep.sum() < 2:
+        raise ReportError("fewer than 2 informative features")
+    mean, std = real[:, keep].mean(0), real[:, keep].std(0)
+    # Clipped: a feature nearly constant in the real images would otherwise put generated
+    # images at z ~ 1e14 along it and squash every other point into one dot.
+    z = lambda x: np.clip((x[:, keep] - mean) / std, -Z_CLIP, Z_CLIP)  # noqa: E731
+    pca = PCA(n_components=2, random_state=0).fit(z(real))
+    fig, ax = plt.subplots(figsize=(5.2, 4.2))
+    for points, label, marker, color in ((train, "real train", "o", "tab:blue"),
+                                         (held_out, "real held-out", "s", "tab:cyan"),
+                                         (fake, "generated", "x", "tab:red")):
+        xy = pca.transform(z(points))
+        ax.scatter(xy[:, 0], xy[:, 1], s=18, marker=marker, color=color, alpha=0.7, label=f"{label} ({len(points)})")
+    ratio = pca.explained_variance_ratio_
+    ax.set_xlabel(f"PC1 ({ratio[0]:.0%} of real variance)")
+    ax.set_ylabel(f"PC2 ({ratio[1]:.0%})")
+    ax.set_title(f"{extractor} features, PCA fitted on real images")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return data_uri_of_figure(fig), {"extractor": extractor, "n_features": int(keep.sum()), "z_clip": Z_CLIP,
+                                    "variance": [float(v) for v in ratio]}
+
+
+def grid_shape(grid: Path, size: tuple[int, int]) -> tuple[int, int]:
+    """(rows, columns) of a grid PNG made by sample (torchvision make_grid, padding 2)."""
+    width, height = Image.open(grid).size
+    return max(1, (height - 2) // (size[0] + 2)), max(1, (width - 2) // (size[1] + 2))
+
+
+def image_grid(images: np.ndarray, rows: int, columns: int, pad: int = 2) -> np.ndarray:
+    """The same layout as make_grid(padding=2, pad_value=255): white lines between images."""
+    h, w = images.shape[1:]
+    canvas = np.full((rows * (h + pad) + pad, columns * (w + pad) + pad), 255, np.uint8)
+    for k, image in enumerate(images[: rows * columns]):
+        r, c = divmod(k, columns)
+        canvas[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = image
+    return canvas
+
+
+def real_grid_like(held_out: pd.DataFrame, images: np.ndarray, classes: list[str], rows: int,
+                   columns: int) -> np.ndarray:
+    """Real images in the generated grid's layout: a block of rows per class when sample drew
+    one block per class (a conditional GAN), else in order; white where real images run out."""
+    if len(classes) > 1 and rows % len(classes) == 0:
+        per_class = rows // len(classes) * columns
+        blank = np.full(images.shape[1:], 255, np.uint8)
+        tiles = []
+        for cls in classes:
+            mine = list(images[np.asarray(held_out["class"] == cls)][:per_class])
+            tiles += mine + [blank] * (per_class - len(mine))
+        images = np.stack(tiles)
+    return image_grid(images, rows, columns)
+
+
+# ---------------------------------------------------------------------------------------------
+# one experiment
+
+def feature_section(params: dict, name: str, sets: dict) -> dict:
+    """The feature-space map, with Inception features when available, else radiomics (and why)."""
+    from .evaluate import inputs_for
+    from .metrics.common import MetricSkipped
+
+    exp = params["experiments"][name]
+    inp = inputs_for(params, exp["dataset"], sets["held_out"], sets["fake"], sets["train"], sets["manifest"],
+                     None, is_baseline=False)
+    why_not = inp.features.inception_available()
+    extractor = "inception" if why_not is None else "radiomics"
+    try:
+        feats = [inp.features.get(extractor, s) for s in (inp.train, inp.real, inp.fake)]
+        uri, info = feature_map(*feats, extractor=extractor)
+    except (MetricSkipped, ReportError, ValueError) as err:
+        return {"uri": None, "why": f"no feature map: {err}", "fallback": why_not}
+    return {"uri": uri, "why": "", "fallback": why_not, **info}
+
+
+def pictures(name: str, paired: bool, grid: Path, held_out: pd.DataFrame, real: np.ndarray,
+             classes: list[str], size: tuple[int, int]) -> dict:
+    """The pipeline's images of one experiment, and the real held-out grid beside the generated one."""
+    out = {"grid": pixel_image(grid, 1100 if paired else 540),
+           "progress": pixel_image(paths.path(paths.PROGRESS, experiment=name), 800),
+           "interpolation": pixel_image(paths.path(paths.INTERPOLATION, experiment=name), 800),
+           "memorisation": pixel_image(paths.path(paths.CLOSEST_PAIRS, experiment=name), 300)}
+    if not paired:
+        rows, columns = grid_shape(grid, size)
+        tiles = (real * 255).round().astype(np.uint8)
+        out["real_grid"] = pixel_image(real_grid_like(held_out, tiles, classes, rows, columns), 540)
+        out["real_grid_n"] = min(len(real), rows * columns)
+    return out
+
+
+def training(name: str) -> dict:
+    log = pd.read_csv(paths.path(paths.TRAIN_LOG, experiment=name))
+    return {"curves": training_curves(log), "guard": guard_events(log),
+            "diversity_column": "spread" if "spread" in log else "fake_std"}
+
+
+def experiment_section(params: dict, name: str) -> dict:
+    from . import variants
+    from .evaluate import classes_named, fake_set_key, manifest_with_files, real_set, samples_with_files
+    from .metrics.common import ImageSet, load_gray
+
+    exp = params["experiments"][name]
+    dataset, split = exp["dataset"], params["evaluate"]["real_split"]
+    size = tuple(params["datasets"][dataset]["image_size"])
+    classes = classes_named(params, dataset, exp["class"])
+    manifest, samples = manifest_with_files(dataset), samples_with_files(name)
+    fakes = samples[(samples["kind"] == "fake") & samples["class"].isin(classes)]
+    held_out = manifest[(manifest["split"] == split) & manifest["class"].isin(classes)].sort_values("class", kind="stable")
+    paired = variants.VARIANTS[exp["variant"]].paired
+    real, fake = load_gray(list(held_out["file"]), size), load_gray(list(fakes["file"]), size)
+    histogram, histogram_info = intensity_histogram(real, fake, hu_window(manifest))
+    sets = {"held_out": real_set(params, dataset, manifest, split, exp["class"]),
+            "train": real_set(params, dataset, manifest, "train", exp["class"]),
+            "fake": ImageSet(list(fakes["file"]), cache_key=fake_set_key(name)), "manifest": manifest}
+    metrics = read_json(paths.path(paths.METRICS, experiment=name))["metrics"]
+    return {"name": name, "experiment": exp, "paired": paired, "real_split": split, "classes": classes,
+            "settings": json.dumps(config.training_settings(params, name), indent=2, sort_keys=True),
+            **pictures(name, paired, paths.path(paths.GRID, experiment=name), held_out, real, classes, size),
+            **training(name), "histogram": histogram, "histogram_info": histogram_info,
+            "features": feature_section(params, name, sets),
+            "paired_metrics": [{"name": k, **v} for k, v in sorted(metrics.items())
+                               if paired and k.startswith(PAIRED_PREFIX)],
+            "turing": turing_section(name)}
+
+
+def turing_section(name: str) -> dict:
+    """The test page's link (relative to the report), and the scores when answers exist."""
+    from . import turing
+
+    page = paths.path(paths.TURING_PAGE, experiment=name)
+    out = {"link": str(page.relative_to(Path(paths.REPORT).parent)) if page.exists() else None,
+           "answers": paths.TURING_ANSWERS.format(experiment=name), "scores": None, "kappa": None}
+    files = turing.answer_files(name)
+    if out["link"] and files:
+        result = turing.score(turing.load_key(name), files)
+        out["scores"] = turing.score_table(result).to_dict("records")
+        out["kappa"] = result["agreement"]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the page
+
+def build(params: dict) -> Path:
+    from tqdm import tqdm
+
+    datasets = []
+    for dataset in params["datasets"]:
+        names = [n for n, e in params["experiments"].items() if e["dataset"] == dataset]
+        if not names:
+            continue
+        table = table_view(metric_table(params, dataset))
+        sections = [experiment_section(params, n) for n in tqdm(names, desc=f"report {dataset}", unit="experiment")]
+        datasets.append({"name": dataset, "table": table,
+                         "window": params["datasets"][dataset].get("window"), "experiments": sections})
+    page = render("report.html.j2", datasets=datasets, version=__version__, commit=git_commit(),
+                  params_hash=params_hash(params), seed=params["seed"],
+                  real_split=params["evaluate"]["real_split"])
+    out = Path(paths.REPORT)
+    write_text(out, page)
+    return out

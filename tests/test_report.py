@@ -1,0 +1,114 @@
+"""The report's pieces: the metric table and its best marks, the training curves with the
+guard, intensities in HU, the feature map; and the CLI verbs' help."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from medgan import cli, paths, report
+
+
+def entry(value, low=None, high=None):
+    out = {"value": value, "n_real": 10, "n_fake": 10, "seed": 0}
+    if low is not None:
+        out.update(ci_low=low, ci_high=high)
+    return out
+
+
+def write_metrics(params):
+    for name, (fid, ratio, coverage) in {"tiny_dcgan_healthy": (30.0, 1.4, 0.2),
+                                         "tiny_dcgan_tumour": (50.0, 0.9, 0.6)}.items():
+        metrics = {"fid": entry(fid, fid - 5, fid + 5), "diversity_ratio": entry(ratio),
+                   "prdc_coverage": entry(coverage), "frd": {"skipped": "radiomics failed", "n_real": 1, "n_fake": 1}}
+        result = {"experiment": name, "n_real": 10, "n_fake": 12, "metrics": metrics}
+        paths.path(paths.METRICS, experiment=name).parent.mkdir(parents=True, exist_ok=True)
+        paths.path(paths.METRICS, experiment=name).write_text(json.dumps(result))
+    baseline = {"dataset": "tiny", "classes": {
+        "healthy": {"halves": "by patient (2 patients)", "n_real": 5, "n_fake": 5,
+                    "metrics": {"fid": entry(1.0), "diversity_ratio": entry(1.0), "prdc_coverage": entry(0.9)}},
+        "tumour": {"skipped": "too few", "n_real": 2, "n_fake": 0}}}
+    paths.path(paths.BASELINE, dataset="tiny").parent.mkdir(parents=True, exist_ok=True)
+    paths.path(paths.BASELINE, dataset="tiny").write_text(json.dumps(baseline))
+
+
+def test_metric_table_puts_baselines_beside_experiments_and_marks_the_best_experiment(params):
+    write_metrics(params)
+    table = report.metric_table(params, "tiny")
+    assert list(table["kind"]) == ["experiment", "experiment", "baseline", "baseline"]
+    assert table.loc[0, "fid_ci_low"] == 25.0 and table.loc[3, "fid_skipped"] == "too few"
+    view = report.table_view(table)
+    labels = [c["label"] for c in view["columns"]]
+    assert "FRD (d²)" not in labels and "FRD (d²)" in view["hidden"]  # no value anywhere: listed, not shown
+    best = {label: [r["name"] for r in view["rows"] if r["cells"][k]["best"]] for k, label in enumerate(labels)}
+    assert best["FID"] == ["tiny_dcgan_healthy"]                  # lower is better; the baseline's 1.0 does not compete
+    assert best["SSIM diversity ratio"] == ["tiny_dcgan_tumour"]  # |0.9 - 1| < |1.4 - 1|
+    assert best["coverage"] == ["tiny_dcgan_tumour"]              # higher is better
+    skipped_row = view["rows"][3]["cells"][labels.index("FID")]
+    assert skipped_row["text"] == "—" and {"mark": skipped_row["note"], "text": "too few"} in view["notes"]
+
+
+def decoded(uri: str) -> Image.Image:
+    assert uri.startswith("data:image/png;base64,")
+    return Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
+
+
+def test_training_curves_plot_spread_and_mark_the_guard():
+    log = pd.DataFrame({"step": [10, 20, 30], "loss_d": [1.0, 0.5, 0.2], "loss_g": [1, 2, 3],
+                        "d_real": [0.6, 0.8, 0.99], "d_fake": [0.4, 0.2, 0.01], "d_accuracy": [0.6, 0.9, 1.0],
+                        "penalty": 0.0, "l1": 0.0, "fake_std": [0.2, 0.1, 0.01], "spread": [0.9, 0.5, 0.05],
+                        "guard": ["", "", "collapse"]})
+    assert report.guard_events(log) == [{"step": 30, "reason": "collapse"}]
+    assert report.guard_events(log.drop(columns="guard")) == []
+    assert report.guard_events(pd.read_csv(io.StringIO("step,guard\n10,\n20,\n"))) == []  # empty column reads as NaN
+    assert decoded(report.training_curves(log)).size[0] > 600
+
+
+def test_intensity_histogram_is_in_hu_with_the_wasserstein_distance():
+    real, fake = np.zeros((2, 4, 4)), np.ones((3, 4, 4))
+    _, info = report.intensity_histogram(real, fake, (-100.0, 400.0))
+    assert info["w1"] == pytest.approx(500.0) and info["unit"] == "HU"
+    _, info = report.intensity_histogram(real, fake, None)
+    assert info["w1"] == pytest.approx(255.0) and info["window"] is None
+
+
+def test_feature_map_survives_a_feature_constant_in_real_images():
+    rng = np.random.default_rng(0)
+    train, held_out, fake = rng.normal(size=(20, 5)), rng.normal(size=(8, 5)), rng.normal(size=(10, 5))
+    train[:, 4] = held_out[:, 4] = 1.0  # constant in real images: dropped, not divided by zero
+    fake[:, 3] += 1e15                   # an outlier feature is clipped
+    uri, info = report.feature_map(train, held_out, fake, "radiomics")
+    assert info["n_features"] == 4 and len(info["variance"]) == 2 and decoded(uri).size[0] > 200
+
+
+def test_image_grid_has_make_grid_layout():
+    images = np.zeros((3, 4, 5), np.uint8)
+    grid = report.image_grid(images, rows=2, columns=2)
+    assert grid.shape == (2 * 6 + 2, 2 * 7 + 2)
+    assert (grid[8:12, 9:14] == 255).all()  # the 4th slot stays white
+
+
+@pytest.mark.parametrize("verb", ["report", "turing", "turing-score"])
+def test_new_verbs_have_help(verb, capsys):
+    with pytest.raises(SystemExit) as done:
+        cli.main([verb, "--help"])
+    assert done.value.code == 0 and "usage: medgan" in capsys.readouterr().out
+
+
+def test_report_names_the_missing_input(params, capsys):
+    assert cli.main(["report"]) == 2
+    assert "results/metrics/experiments/tiny_dcgan_healthy.json not found" in capsys.readouterr().err
+
+
+def test_real_grid_of_a_conditional_gan_has_a_block_per_class():
+    held_out = pd.DataFrame({"class": ["a", "b", "b", "b"]})
+    images = np.array([np.full((2, 2), v, np.uint8) for v in (10, 20, 30, 40)])
+    grid = report.real_grid_like(held_out, images, ["a", "b"], rows=2, columns=2)
+    tiles = [int(grid[2 + r * 4, 2 + c * 4]) for r in range(2) for c in range(2)]
+    assert tiles == [10, 255, 20, 30]  # class a's row (one image, then white), class b's row

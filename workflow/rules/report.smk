@@ -1,0 +1,33 @@
+rule turing:
+    input:
+        samples=paths.SAMPLES,
+        slices=slices_of_experiment,
+    output:
+        page=paths.TURING_PAGE,
+        key=paths.TURING_KEY,
+    params:
+        settings=lambda w: stage_params("turing"),
+    log:
+        "logs/turing/{experiment}.log",
+    threads: stage_threads("turing")
+    resources:
+        **stage_resources("turing"),
+    shell:
+        "medgan turing {wildcards.experiment} > {log} 2>&1"
+
+
+rule report:
+    input:
+        report_inputs(),
+        answers=turing_answer_files,
+    output:
+        paths.REPORT,
+    params:
+        settings=lambda w: stage_params("report"),
+    log:
+        "logs/report.log",
+    threads: stage_threads("report")
+    resources:
+        **stage_resources("report"),
+    shell:
+        "medgan report > {log} 2>&1"
