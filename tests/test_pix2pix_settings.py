@@ -241,5 +241,7 @@ def test_inpaint_variant_trains_samples_and_is_measured(organs):
 
 
 def test_summary_cell_names_the_patients_behind_a_paired_number():
-    entry = {"value": 0.8, "ci_low": 0.7, "ci_high": 0.9, "n_real": 66, "n_fake": 66, "n_patients": 2}
-    assert evaluate.cell(entry) == "0.8 [0.7, 0.9] n=66/66 (2 patients)"
+    from medgan import summary
+
+    row = {"paired_ssim": 0.8, "paired_ssim_ci_low": 0.7, "paired_ssim_ci_high": 0.9, "paired_ssim_patients": 2}
+    assert summary.value_cell(row, "paired_ssim") == "0.8 [0.7, 0.9] (2 patients)"

@@ -26,13 +26,14 @@ def write_metrics(params):
     for name, (fid, ratio, coverage) in {"tiny_dcgan_healthy": (30.0, 1.4, 0.2),
                                          "tiny_dcgan_tumour": (50.0, 0.9, 0.6)}.items():
         metrics = {"fid": entry(fid, fid - 5, fid + 5), "diversity_ratio": entry(ratio),
-                   "prdc_coverage": entry(coverage), "frd": {"skipped": "radiomics failed", "n_real": 1, "n_fake": 1}}
-        result = {"experiment": name, "n_real": 10, "n_fake": 12, "metrics": metrics}
+                   "prdc_recall": entry(coverage), "frd": {"skipped": "radiomics failed", "n_real": 1, "n_fake": 1}}
+        result = {"experiment": name, "dataset": "tiny", "variant": "dcgan", "class": name.split("_")[-1],
+                  "seed": 0, "n_real": 10, "n_fake": 12, "metrics": metrics}
         paths.path(paths.METRICS, experiment=name).parent.mkdir(parents=True, exist_ok=True)
         paths.path(paths.METRICS, experiment=name).write_text(json.dumps(result))
-    baseline = {"dataset": "tiny", "classes": {
+    baseline = {"dataset": "tiny", "seed": 0, "classes": {
         "healthy": {"halves": "by patient (2 patients)", "n_real": 5, "n_fake": 5,
-                    "metrics": {"fid": entry(1.0), "diversity_ratio": entry(1.0), "prdc_coverage": entry(0.9)}},
+                    "metrics": {"fid": entry(1.0), "diversity_ratio": entry(1.0), "prdc_recall": entry(0.9)}},
         "tumour": {"skipped": "too few", "n_real": 2, "n_fake": 0}}}
     paths.path(paths.BASELINE, dataset="tiny").parent.mkdir(parents=True, exist_ok=True)
     paths.path(paths.BASELINE, dataset="tiny").write_text(json.dumps(baseline))
@@ -45,11 +46,11 @@ def test_metric_table_puts_baselines_beside_experiments_and_marks_the_best_exper
     assert table.loc[0, "fid_ci_low"] == 25.0 and table.loc[3, "fid_skipped"] == "too few"
     view = report.table_view(table)
     labels = [c["label"] for c in view["columns"]]
-    assert "FRD (d²)" not in labels and "FRD (d²)" in view["hidden"]  # no value anywhere: listed, not shown
+    assert "FRD" not in labels and "FRD" in view["hidden"]  # no value anywhere: listed, not shown
     best = {label: [r["name"] for r in view["rows"] if r["cells"][k]["best"]] for k, label in enumerate(labels)}
     assert best["FID"] == ["tiny_dcgan_healthy"]                  # lower is better; the baseline's 1.0 does not compete
-    assert best["SSIM diversity ratio"] == ["tiny_dcgan_tumour"]  # |0.9 - 1| < |1.4 - 1|
-    assert best["coverage"] == ["tiny_dcgan_tumour"]              # higher is better
+    assert best["diversity ratio"] == ["tiny_dcgan_tumour"]  # |0.9 - 1| < |1.4 - 1|
+    assert best["recall"] == ["tiny_dcgan_tumour"]           # higher is better
     skipped_row = view["rows"][3]["cells"][labels.index("FID")]
     assert skipped_row["text"] == "—" and {"mark": skipped_row["note"], "text": "too few"} in view["notes"]
 

@@ -242,7 +242,7 @@ def test_the_profile_runs_the_demo_through_sbatch_and_matches_a_local_run(cluste
     config_home = tmp_path / "config"  # the profile installed as the README says
     (config_home / "snakemake").mkdir(parents=True)
     (config_home / "snakemake" / "slurm").symlink_to(REPO / "workflow" / "profiles" / "slurm")
-    torch_home = tmp_path / "torch_home"  # no FID weights: both runs record the same "skipped"
+    torch_home = tmp_path / "torch_home"  # no pytorch-fid file: both runs use the packaged weights
     env = dict(cluster.env, XDG_CONFIG_HOME=str(config_home), TORCH_HOME=str(torch_home))
 
     on_slurm, local = tmp_path / "on_slurm", tmp_path / "local"

@@ -20,8 +20,8 @@ VERBS = {
     "sample": "write N generated images (paired variants: one per held-out pair) and a grid for EXPERIMENT",
     "evaluate": "metrics of EXPERIMENT's samples against held-out real images",
     "baseline": "real-vs-real floor of DATASET: the metrics between two halves of its held-out images",
-    "summarize": "one table of all experiments' metrics (summary.csv and summary.md); removes the "
-                 "results of experiments and datasets that params.yaml no longer has",
+    "summarize": "all metrics in summary.csv; the headline table (one row per experiment and baseline) in "
+                 "summary.md; removes the results of experiments and datasets that params.yaml no longer has",
     "turing": "visual Turing test page of EXPERIMENT (results/turing/EXPERIMENT/index.html, key.json beside it)",
     "turing-score": "score readers' answer CSVs of EXPERIMENT's Turing test (per reader, pooled, Fleiss' kappa)",
     "report": "one self-contained HTML page of every result (results/report.html)",
@@ -121,11 +121,11 @@ def run(args: argparse.Namespace) -> None:
 
         evaluate.baseline(params, args.target)
     elif args.verb == "summarize":
-        from . import evaluate
+        from . import summary
 
         from . import prune
 
-        evaluate.summarize(params)
+        summary.summarize(params)
         prune.remove_stale(params)
     elif args.verb == "turing":
         from . import turing

@@ -1,6 +1,6 @@
 """evaluate: compare an experiment's samples with held-out real images through the metric
 registry; baseline: the same metrics between two disjoint halves of the real held-out images
-(split by patient), the floor every figure is read against; summarize: one table of all."""
+(split by patient), the floor every figure is read against (summary.py tabulates both)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ import numpy as np
 import pandas as pd
 
 from . import config, paths
-from .atomic import atomic_file, read_json, write_json
+from .atomic import read_json, write_json
 from .metrics import REGISTRY
 from .metrics.common import ImageSet, Inputs, MetricSkipped, load_gray, skipped
 from .metrics.features import FeatureStore
 from .metrics.memorisation import CLOSEST_SHOWN, nearest, save_closest_pairs
 from .prepare import DataError, load_manifest
 
+MIN_BASELINE = 4  # held-out images needed for two halves
 PREPROCESSING_KEYS = ("kind", "layout", "raw", "image_size", "window", "min_organ_pixels",
                       "min_lesion_pixels", "split")
 
@@ -32,8 +33,23 @@ def classes_named(params: dict, dataset: str, cls: str) -> list[str]:
     return list(params["datasets"][dataset]["classes"]) if cls == "all" else [cls]
 
 
+def real_rows(params: dict, dataset: str, manifest: pd.DataFrame, split: str, cls: str) -> pd.DataFrame:
+    """Manifest rows of a real set; `all` = the classes one after another (the order of real_set)."""
+    return pd.concat([manifest[(manifest["split"] == split) & (manifest["class"] == c)]
+                      for c in classes_named(params, dataset, cls)])
+
+
 def real_set(params: dict, dataset: str, manifest: pd.DataFrame, split: str, cls: str) -> ImageSet:
-    rows = manifest[(manifest["split"] == split) & manifest["class"].isin(classes_named(params, dataset, cls))]
+    """The real images of `cls` in `split`, cached by how they were made; `all` is the union of
+    the classes' sets, so a pooled experiment reuses every class's cached features."""
+    if cls == "all":
+        rows = real_rows(params, dataset, manifest, split, cls)
+        parts = [real_set(params, dataset, manifest, split, c) for c in classes_named(params, dataset, cls)
+                 if c in set(rows["class"])]
+        if not parts:
+            raise config.ConfigError(f"{paths.path(paths.SLICES, dataset=dataset)}: no real images in split '{split}'")
+        return ImageSet.union(parts)
+    rows = real_rows(params, dataset, manifest, split, cls)
     if rows.empty:
         raise config.ConfigError(f"{paths.path(paths.SLICES, dataset=dataset)}: no real '{cls}' images "
                                  f"in split '{split}'")
@@ -47,6 +63,15 @@ def fake_set_key(name: str) -> dict:
     """Cache key of an experiment's generated images (the files' contents are hashed too), so
     that the report's feature map reuses evaluate's features."""
     return {"experiment": name, "kind": "fake"}
+
+
+def baseline_halves(params: dict, rows: pd.DataFrame, full: ImageSet) -> tuple[ImageSet, ImageSet, str] | None:
+    """The two halves the baseline compares (None below MIN_BASELINE images): evaluate uses the
+    same ones for the relative distances."""
+    if len(rows) < MIN_BASELINE:
+        return None
+    half, how = split_halves(list(rows["case"]), params["seed"])
+    return full.subset(np.flatnonzero(half == 0)), full.subset(np.flatnonzero(half == 1)), how
 
 
 def samples_with_files(name: str) -> pd.DataFrame:
@@ -106,9 +131,10 @@ def evaluate(params: dict, name: str) -> dict:
     fakes = samples[(samples["kind"] == "fake") & samples["class"].isin(classes_named(params, dataset, cls))]
     if fakes.empty:
         raise config.ConfigError(f"{paths.path(paths.SAMPLES, experiment=name)}: no generated '{cls}' images")
-    inp = inputs_for(params, dataset, real_set(params, dataset, manifest, split, cls),
-                     ImageSet(list(fakes["file"]), cache_key=fake_set_key(name)), real_set(params, dataset, manifest, "train", cls),
-                     manifest, samples, is_baseline=False)
+    real = real_set(params, dataset, manifest, split, cls)
+    inp = inputs_for(params, dataset, real, ImageSet(list(fakes["file"]), cache_key=fake_set_key(name)),
+                     real_set(params, dataset, manifest, "train", cls), manifest, samples, is_baseline=False)
+    inp.halves = baseline_halves(params, real_rows(params, dataset, manifest, split, cls), real)
     results = {"experiment": name, **exp, "seed": params["seed"], "real_split": split,
                "n_real": len(inp.real), "n_fake": len(inp.fake), "n_train": len(inp.train),
                "training": training_signals(name), "metrics": run_metrics(inp)}
@@ -149,109 +175,28 @@ def split_halves(cases: list[str], seed: int) -> tuple[np.ndarray, str]:
     return half, f"by patient ({len(unique)} patients)"
 
 
+def baseline_classes(params: dict, dataset: str) -> list[str]:
+    """Every class, and `all` (the pooled classes that class-conditional experiments generate)
+    when there are several."""
+    classes = list(config.dataset(params, dataset)["classes"])
+    return classes + (["all"] if len(classes) > 1 else [])
+
+
 def baseline(params: dict, dataset: str) -> dict:
-    """Real-vs-real floor for every class of `dataset`: half A plays the real set, half B the
-    generated one (so memorisation's floor is held-out-vs-train at ~0.05)."""
-    spec = config.dataset(params, dataset)
+    """Real-vs-real floor for every class of `dataset` (and the pooled classes): half A plays
+    the real set, half B the generated one (so memorisation's floor is held-out-vs-train at ~0.05)."""
     manifest, split = manifest_with_files(dataset), params["evaluate"]["real_split"]
     out = {"dataset": dataset, "seed": params["seed"], "real_split": split, "classes": {}}
-    for cls in spec["classes"]:
-        rows = manifest[(manifest["split"] == split) & (manifest["class"] == cls)]
-        if len(rows) < 4:
+    for cls in baseline_classes(params, dataset):
+        rows = real_rows(params, dataset, manifest, split, cls)
+        if len(rows) < MIN_BASELINE:
             out["classes"][cls] = {"skipped": f"{len(rows)} real '{cls}' images in split '{split}': "
                                    "too few for two halves", "n_real": len(rows), "n_fake": 0}
             continue
-        full = real_set(params, dataset, manifest, split, cls)
-        half, how = split_halves(list(rows["case"]), params["seed"])
-        inp = inputs_for(params, dataset, full.subset(np.flatnonzero(half == 0)),
-                         full.subset(np.flatnonzero(half == 1)), real_set(params, dataset, manifest, "train", cls),
+        half_a, half_b, how = baseline_halves(params, rows, real_set(params, dataset, manifest, split, cls))
+        inp = inputs_for(params, dataset, half_a, half_b, real_set(params, dataset, manifest, "train", cls),
                          manifest, None, is_baseline=True)
         out["classes"][cls] = {"halves": how, "n_real": len(inp.real), "n_fake": len(inp.fake),
                                "n_train": len(inp.train), "metrics": run_metrics(inp)}
     write_json(paths.path(paths.BASELINE, dataset=dataset), out)
     return out
-
-
-# ---------------------------------------------------------------------------------------------
-# summary table
-
-def metric_names(params: dict) -> list[str]:
-    return [n for m in params["evaluate"]["metrics"] for n in REGISTRY[m].NAMES]
-
-
-def cell(entry: dict | None) -> str:
-    if entry is None:
-        return "missing: not computed (metric not selected when this row was evaluated)"
-    if "skipped" in entry:
-        return f"skipped: {entry['skipped']}"
-    text = f"{entry['value']:.3g}"
-    if "std" in entry:
-        text += f" ± {entry['std']:.2g}"
-    if "ci_low" in entry:
-        text += f" [{entry['ci_low']:.3g}, {entry['ci_high']:.3g}]"
-    else:
-        text += " [no CI]"
-    text += f" n={entry['n_real']}/{entry['n_fake']}"
-    return text + (f" ({entry['n_patients']} patients)" if "n_patients" in entry else "")
-
-
-def flat_row(base: dict, metrics: dict, names: list[str]) -> tuple[dict, dict]:
-    row, md = dict(base), dict(base)
-    for name in names:
-        entry = metrics.get(name)
-        row[name] = None if entry is None else entry.get("value")
-        for key in ("ci_low", "ci_high", "n_real", "n_fake"):
-            row[f"{name}_{key}"] = None if entry is None else entry.get(key)
-        row[f"{name}_skipped"] = "not computed" if entry is None else entry.get("skipped", "")
-        md[name] = cell(entry)
-    return row, md
-
-
-def summary_rows(params: dict) -> tuple[list[dict], list[dict]]:
-    names, rows, cells = metric_names(params), [], []
-    pairs_seen = []
-    for name in params["experiments"]:
-        result = read_json(paths.path(paths.METRICS, experiment=name), f"run `medgan evaluate {name}`")
-        base = {k: result[k] for k in ("experiment", "dataset", "variant", "class", "seed", "n_real", "n_fake")}
-        row, md = flat_row(base, result["metrics"], names)
-        rows.append(row)
-        cells.append(md)
-        pairs_seen.append((result["dataset"], result["class"]))
-    for dataset in params["datasets"]:
-        floor = read_json(paths.path(paths.BASELINE, dataset=dataset), f"run `medgan baseline {dataset}`")
-        for cls, result in floor["classes"].items():
-            base = {"experiment": f"baseline: real vs real ({result.get('halves', 'not computed')})",
-                    "dataset": dataset, "variant": "real-vs-real", "class": cls, "seed": floor["seed"],
-                    "n_real": result["n_real"], "n_fake": result["n_fake"]}
-            metrics = result.get("metrics") or {n: {"skipped": result["skipped"], "n_real": result["n_real"],
-                                                    "n_fake": 0} for n in names}
-            row, md = flat_row(base, metrics, names)
-            rows.append(row)
-            cells.append(md)
-    return rows, cells
-
-
-def summarize(params: dict) -> pd.DataFrame:
-    rows, cells = summary_rows(params)
-    table = pd.DataFrame(rows)
-    with atomic_file(paths.SUMMARY_CSV) as tmp:
-        table.to_csv(tmp, index=False)
-    with atomic_file(paths.SUMMARY_MD) as tmp:
-        Path(tmp).write_text(_markdown(pd.DataFrame(cells)))
-    return table
-
-
-def _markdown(frame: pd.DataFrame) -> str:
-    intro = (
-        "# medgan metrics\n\n"
-        "Each cell: value [95% bootstrap CI] n=real/generated, or why it is missing. "
-        "Baseline rows compare two disjoint halves of the real held-out images: read every figure "
-        "against the baseline of its dataset and class.\n\n"
-        "- fid, kid (mean ± std over subsets), frd (d_F², not frd-score's log): lower is better.\n"
-        "- prdc_*: precision/recall/density/coverage, higher is better (features named in the JSON).\n"
-        "- diversity_ratio: mean pairwise SSIM among generated / among real; > 1 suggests collapse.\n"
-        "- memorisation_share_*: share of generated images closer to a training image than the 5th "
-        "percentile of held-out-to-train distances; ~0.05 is the floor, 1 means copies.\n"
-        "- paired_*: pix2pix only; utility_*: classifier trained on real / synthetic / mixed, "
-        "tested on real.\n\n")
-    return intro + frame.to_markdown(index=False) + "\n"

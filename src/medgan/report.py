@@ -22,26 +22,15 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from . import __version__, config, paths
+from . import __version__, config, paths, summary
 from .atomic import write_text
 from .errors import MedganError
 
-# Headline metrics of the table: entry name -> (label, which way is better).
+# Which way is better for each column of the shared headline table (medgan.summary.HEADLINE):
 # "min": lower is better, "max": higher, "one": closest to 1.
-HEADLINE = {
-    "fid": ("FID", "min"),
-    "kid": ("KID", "min"),
-    "frd": ("FRD (d²)", "min"),
-    "prdc_precision": ("precision", "max"),
-    "prdc_recall": ("recall", "max"),
-    "prdc_coverage": ("coverage", "max"),
-    "diversity_ratio": ("SSIM diversity ratio", "one"),
-    "memorisation_share_pixel": ("memorised share (pixels)", "min"),
-    "paired_ssim_image": ("paired SSIM", "max"),
-    "paired_psnr_image": ("paired PSNR (dB)", "max"),
-    "paired_mae_hu_image": ("paired MAE (HU)", "min"),
-    "utility_synthetic_auc": ("utility AUC (trained on synthetic)", "max"),
-}
+BETTER = {"fid": "min", "kid": "min", "frd": "min", "relative_fid": "min", "precision": "max", "recall": "max",
+          "diversity_ratio": "one", "memorisation_share": "min", "auc_gain": "max", "paired_ssim": "max"}
+HEADLINE = {key: (title, BETTER[key]) for key, title, _ in summary.HEADLINE}
 PAIRED_PREFIX = "paired_"
 DPI = 80
 Z_CLIP = 10.0  # feature-map z-scores are clipped at ±this many real-image SDs
@@ -132,33 +121,21 @@ def params_hash(params: dict) -> str:
 # the metric table
 
 def metric_table(params: dict, dataset: str) -> pd.DataFrame:
-    """The compact headline table of one dataset: a row per experiment, then the real-vs-real
-    baseline row per class; columns kind, name, variant, class, n_real, n_fake, and per
-    headline metric `<m>`, `<m>_ci_low`, `<m>_ci_high`, `<m>_skipped` (the reason, or '').
-    The one place the table is built: medgan.summary's shared headline table can replace this body."""
-    def row(base: dict, metrics: dict) -> dict:
-        out = dict(base)
-        for name in HEADLINE:
-            entry = metrics.get(name) or {"skipped": "not computed"}
-            out[name] = entry.get("value")
-            out[f"{name}_ci_low"], out[f"{name}_ci_high"] = entry.get("ci_low"), entry.get("ci_high")
-            out[f"{name}_skipped"] = entry.get("skipped", "")
-        return out
+    """The headline table of one dataset (medgan.summary.headline_table, the one summary.md
+    shows): a row per experiment, then the real-vs-real baseline row per class; columns kind,
+    name, variant, class, n_real, n_fake, flags, and per headline metric `<m>`, `<m>_ci_low`,
+    `<m>_ci_high`, `<m>_skipped`."""
+    table = summary.headline_table(params)
+    table = table[table["dataset"] == dataset].reset_index(drop=True)
+    baseline = table["experiment"].str.startswith("baseline")
+    table.insert(0, "kind", np.where(baseline, "baseline", "experiment"))
+    table.insert(1, "name", np.where(baseline, "real vs real", table["experiment"]))
+    return table
 
-    rows = []
-    for name, exp in params["experiments"].items():
-        if exp["dataset"] != dataset:
-            continue
-        result = read_json(paths.path(paths.METRICS, experiment=name))
-        rows.append(row({"kind": "experiment", "name": name, "variant": exp["variant"], "class": exp["class"],
-                         "n_real": result["n_real"], "n_fake": result["n_fake"]}, result["metrics"]))
-    floor = read_json(paths.path(paths.BASELINE, dataset=dataset))
-    for cls, result in floor["classes"].items():
-        metrics = result.get("metrics") or {n: {"skipped": result.get("skipped", "")} for n in HEADLINE}
-        rows.append(row({"kind": "baseline", "name": f"real vs real ({result.get('halves', 'not computed')})",
-                         "variant": "baseline", "class": cls, "n_real": result["n_real"],
-                         "n_fake": result["n_fake"]}, metrics))
-    return pd.DataFrame(rows)
+
+def strip_markdown(text: str) -> str:
+    """summary.answer's sentences without their Markdown marks (the template escapes the rest)."""
+    return text.replace("**", "").replace("`", "")
 
 
 def best_rows(table: pd.DataFrame, metric: str, direction: str) -> set[int]:
@@ -188,6 +165,7 @@ def table_view(table: pd.DataFrame) -> dict:
                 note = reasons.setdefault(reason, str(len(reasons) + 1))
                 cells.append({"text": "—", "ci": "", "best": False, "note": note})
         rows.append({"kind": r["kind"], "name": r["name"], "variant": r["variant"], "class": r["class"],
+                     "flags": r.get("flags", ""),
                      "n": f"{r['n_real']}/{r['n_fake']}", "cells": cells})
     arrows = {"min": "↓", "max": "↑", "one": "→1"}
     hidden = sorted({reason for m in HEADLINE if m in table and not table[m].notna().any()
@@ -430,9 +408,11 @@ def build(params: dict) -> Path:
         names = [n for n, e in params["experiments"].items() if e["dataset"] == dataset]
         if not names:
             continue
-        table = table_view(metric_table(params, dataset))
+        headline = metric_table(params, dataset)
+        table = table_view(headline)
+        answer = [strip_markdown(line) for line in summary.answer(headline)]
         sections = [experiment_section(params, n) for n in tqdm(names, desc=f"report {dataset}", unit="experiment")]
-        datasets.append({"name": dataset, "table": table,
+        datasets.append({"name": dataset, "table": table, "answer": answer,
                          "window": params["datasets"][dataset].get("window"), "experiments": sections})
     page = render("report.html.j2", datasets=datasets, version=__version__, commit=git_commit(),
                   params_hash=params_hash(params), seed=params["seed"],

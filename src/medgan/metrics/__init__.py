@@ -9,12 +9,13 @@ A module raises common.MetricSkipped(reason) when it cannot run at all.
 
 from __future__ import annotations
 
-from . import diversity, fid, frd, kid, memorisation, paired, prdc, utility
+from . import diversity, fid, frd, kid, memorisation, paired, prdc, relative, utility
 
 REGISTRY = {
     "fid": fid,
     "kid": kid,
     "frd": frd,
+    "relative": relative,
     "prdc": prdc,
     "diversity": diversity,
     "memorisation": memorisation,

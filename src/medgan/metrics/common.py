@@ -27,6 +27,7 @@ class ImageSet:
     cache_key: dict | None = None
     parent: "ImageSet | None" = None
     rows: np.ndarray | None = None
+    parts: "list[ImageSet] | None" = None
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -34,6 +35,11 @@ class ImageSet:
     def subset(self, rows) -> "ImageSet":
         rows = np.asarray(rows, dtype=int)
         return ImageSet([self.paths[i] for i in rows], parent=self, rows=rows)
+
+    @staticmethod
+    def union(parts: "list[ImageSet]") -> "ImageSet":
+        """The sets one after another (a pooled class); features come from the parts' caches."""
+        return ImageSet([p for part in parts for p in part.paths], parts=list(parts))
 
 
 @dataclass
@@ -53,6 +59,7 @@ class Inputs:
     figure: Path | None = None            # where a metric may save a picture
     is_baseline: bool = False
     features: "object" = None             # a features.FeatureStore, set by evaluate
+    halves: "tuple[ImageSet, ImageSet, str] | None" = None  # the baseline's two halves of `real`
 
 
 def inception_features(inp: "Inputs", metric: str) -> tuple[np.ndarray, np.ndarray]:
@@ -66,6 +73,11 @@ def inception_features(inp: "Inputs", metric: str) -> tuple[np.ndarray, np.ndarr
     if min(len(real), len(fake)) < 2:
         raise MetricSkipped(f"{metric} needs at least 2 real and 2 generated images")
     return real, fake
+
+
+def inception_record(inp: "Inputs") -> dict:
+    """What an entry on Inception features says about them: which weights (file, sha256, origin)."""
+    return {"features": "inception-2048", "inception_weights": inp.features.inception_weights().record()}
 
 
 def load_gray(paths: list[str], size: tuple[int, int]) -> np.ndarray:
@@ -122,18 +134,28 @@ def _resampler(n: int, labels, rng: np.random.Generator) -> Callable[[], np.ndar
     return lambda: np.concatenate([groups[g] for g in rng.integers(0, len(groups), len(groups))])
 
 
-def bootstrap_cis(statistics: Callable[..., list[float]], sizes: tuple[int, ...], inp: Inputs,
-                  desc: str = "bootstrap", clusters=None) -> list[tuple[float, float] | None] | None:
-    """Like bootstrap_ci for a statistic returning several numbers at once (one CI each).
-    Non-finite replicates are dropped; a CI needs at least half of the replicates."""
+def bootstrap_replicates(statistics: Callable[..., list[float]], sizes: tuple[int, ...], inp: Inputs,
+                         desc: str = "bootstrap", clusters=None) -> np.ndarray | None:
+    """(replicates, statistics) array: each row resamples every set (sizes) with replacement —
+    whole clusters (patients) where `clusters` gives a set's labels — seeded by inp.seed.
+    None when evaluate.bootstrap is 0."""
     n_boot = inp.settings["bootstrap"]
     if n_boot <= 0:
         return None
     rng = np.random.default_rng(inp.seed)
     draws = [_resampler(n, labels, rng) for n, labels in zip(sizes, clusters or [None] * len(sizes))]
-    replicates = np.array([statistics(*(draw() for draw in draws))
-                           for _ in tqdm(range(n_boot), desc=desc, leave=False, disable=n_boot < 50)],
-                          dtype=float)
+    return np.array([statistics(*(draw() for draw in draws))
+                     for _ in tqdm(range(n_boot), desc=desc, leave=False, disable=n_boot < 50)], dtype=float)
+
+
+def bootstrap_cis(statistics: Callable[..., list[float]], sizes: tuple[int, ...], inp: Inputs,
+                  desc: str = "bootstrap", clusters=None) -> list[tuple[float, float] | None] | None:
+    """Like bootstrap_ci for a statistic returning several numbers at once (one CI each).
+    Non-finite replicates are dropped; a CI needs at least half of the replicates."""
+    replicates = bootstrap_replicates(statistics, sizes, inp, desc, clusters)
+    if replicates is None:
+        return None
+    n_boot = len(replicates)
     cis = []
     for column in replicates.T:
         column = column[np.isfinite(column)]

@@ -1,8 +1,8 @@
 """Image features shared by the metrics: pytorch-fid's InceptionV3 (2048-d pool) and
 frd-score's radiomics (FRD v1 extractor). Extracted once per image set and evaluate run;
 real sets' features are cached on disk under results/cache/features/, keyed by a hash of
-the options that made them (extractor, weights, image size, dataset/split/class, the files'
-contents), so every variant of a dataset/class reuses them (as in stylegan2-ada's metrics)."""
+the options that made them (extractor, the weights' sha256, image size, dataset/split/class,
+the files' contents), so every variant of a dataset/class reuses them (as in stylegan2-ada's metrics)."""
 
 from __future__ import annotations
 
@@ -18,11 +18,12 @@ from tqdm import tqdm
 
 from .. import paths
 from ..atomic import atomic_file, write_json
-from . import fid
+from . import inception
 from .common import ImageSet, Inputs, MetricSkipped, load_gray
 
 CACHE_DIR = Path(paths.CACHE) / "features"
 INCEPTION_BATCH = 50
+PROTOCOL = "gray->3ch, [0,1], bilinear to 299 and 2x-1 by pytorch-fid's InceptionV3"
 
 
 def content_digest(paths: list[str]) -> str:
@@ -48,7 +49,7 @@ def device():
 def inception_features(model, paths: list[str], size: tuple[int, int],
                        batch_size: int = INCEPTION_BATCH) -> np.ndarray:
     """(N, 2048) pool features; grayscale repeated to 3 channels, [0, 1] input; the model
-    resizes to 299x299 bilinearly itself (pytorch-fid's resize_input)."""
+    resizes to 299x299 bilinearly and scales to [-1, 1] itself (pytorch-fid's protocol)."""
     import torch
 
     dev = next(model.parameters()).device
@@ -60,6 +61,17 @@ def inception_features(model, paths: list[str], size: tuple[int, int],
             x = batch[:, None].repeat(1, 3, 1, 1).to(dev)
             out.append(model(x)[0].flatten(1).cpu().numpy())
     return np.concatenate(out).astype(np.float64) if out else np.zeros((0, 2048))
+
+
+_MODELS: dict[str, object] = {}
+
+
+def inception_model(weights: inception.Weights):
+    """One network per weights file and process (a baseline builds an Inputs per class)."""
+    if weights.sha256 not in _MODELS:
+        _MODELS.clear()
+        _MODELS[weights.sha256] = inception.model(weights).to(device())
+    return _MODELS[weights.sha256]
 
 
 def radiomics_extractor():
@@ -89,23 +101,33 @@ class FeatureStore:
     def __init__(self, inp: Inputs):
         self.inp = inp
         self.memory: dict[tuple[str, int], np.ndarray] = {}
-        self._model = None
+        self._weights: inception.Weights | None = None
+
+    def inception_weights(self) -> inception.Weights:
+        """The weights evaluate.inception allows (inception.resolve); WeightsMissing if none."""
+        if self._weights is None:
+            self._weights = inception.resolve(self.inp.settings["inception"],
+                                              self.inp.settings["inception_weights"])
+        return self._weights
 
     def inception_available(self) -> str | None:
-        """None if Inception features can be computed, else the reason why not."""
+        """None if Inception features can be computed, else the reason why not
+        (`inception: required` raises WeightsMissing instead)."""
         if self.inp.settings["inception"] == "off":
             return "evaluate.inception is off"
         try:
-            fid.require_weights(self.inp.settings["inception_weights"])
-        except fid.WeightsMissing as err:
+            self.inception_weights()
+        except inception.WeightsMissing as err:
             if self.inp.settings["inception"] == "required":
                 raise
-            return str(err).split(". On")[0]
+            return str(err).split(". Provide")[0]
         return None
 
     def get(self, extractor: str, image_set: ImageSet) -> np.ndarray:
         if image_set.parent is not None:
             return self.get(extractor, image_set.parent)[image_set.rows]
+        if image_set.parts is not None:
+            return np.concatenate([self.get(extractor, part) for part in image_set.parts])
         memo = (extractor, id(image_set))
         if memo not in self.memory:
             self.memory[memo] = self._cached_or_computed(extractor, image_set)
@@ -134,11 +156,8 @@ class FeatureStore:
 
     def _describe(self, extractor: str) -> dict:
         if extractor == "inception":
-            weights = fid.require_weights(self.inp.settings["inception_weights"])
-            return {"name": "inception", "block": "pool3-2048", "input": "gray->3ch, [0,1], "
-                    "bilinear to 299 by pytorch-fid", "image_size": list(self.inp.image_size),
-                    "weights": weights.name, "weights_bytes": weights.stat().st_size,
-                    "weights_mtime": int(weights.stat().st_mtime)}
+            return {"name": "inception", "block": "pool3-2048", "input": PROTOCOL,
+                    "image_size": list(self.inp.image_size), "weights": self.inception_weights().record()}
         if extractor == "radiomics":
             import frd_score
 
@@ -148,8 +167,5 @@ class FeatureStore:
 
     def _compute(self, extractor: str, paths: list[str]) -> np.ndarray:
         if extractor == "inception":
-            if self._model is None:
-                weights = fid.require_weights(self.inp.settings["inception_weights"])
-                self._model = fid.inception_model(weights).to(device())
-            return inception_features(self._model, paths, self.inp.image_size)
+            return inception_features(inception_model(self.inception_weights()), paths, self.inp.image_size)
         return radiomics_features(paths, self.inp.settings["radiomics_workers"])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import bootstrap_ci, inception_features, number
+from .common import bootstrap_ci, inception_features, inception_record, number
 
 NAMES = ["kid"]
 
@@ -40,4 +40,4 @@ def compute(inp) -> dict:
     ci = bootstrap_ci(lambda i, j: polynomial_mmd2(real[np.unique(i)], fake[np.unique(j)]),
                       (len(real), len(fake)), inp, "kid")
     return {"kid": number(values.mean(), inp, ci, len(real), len(fake), std=float(values.std()),
-                          subset_size=int(size), subsets=len(values), features="inception-2048")}
+                          subset_size=int(size), subsets=len(values), **inception_record(inp))}

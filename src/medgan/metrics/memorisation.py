@@ -17,7 +17,7 @@ from PIL import Image
 from scipy.spatial.distance import cdist
 
 from ..atomic import atomic_file
-from .common import MetricSkipped, bootstrap_ci, load_gray, number
+from .common import MetricSkipped, bootstrap_ci, inception_record, load_gray, number
 
 NAMES = ["memorisation_share_pixel", "memorisation_share_feature"]
 PERCENTILE = 5.0
@@ -35,6 +35,7 @@ def share_closer(fake_nn: np.ndarray, real_nn: np.ndarray) -> float:
 
 
 def entry(fake_nn, real_nn, inp, space: str, **extra) -> dict:
+    """`space`: pixel-rmse, or the feature space's name (`extra` then holds what made it)."""
     ci = bootstrap_ci(lambda i, j: share_closer(fake_nn[i], real_nn[j]), (len(fake_nn), len(real_nn)),
                       inp, f"memorisation {space}")
     return number(share_closer(fake_nn, real_nn), inp, ci, len(real_nn), len(fake_nn), space=space,
@@ -44,14 +45,15 @@ def entry(fake_nn, real_nn, inp, space: str, **extra) -> dict:
 
 
 def feature_space(inp):
+    """Generated, held-out and training features, and what they are (an entry's `features`)."""
     if inp.features.inception_available() is None:
         get = lambda s: inp.features.get("inception", s)  # noqa: E731
-        return get(inp.fake), get(inp.real), get(inp.train), "inception-2048"
+        return get(inp.fake), get(inp.real), get(inp.train), inception_record(inp)
     raw = [inp.features.get("radiomics", s) for s in (inp.fake, inp.real, inp.train)]
     mean, std = np.nanmean(raw[2], 0), np.nanstd(raw[2], 0)
     keep = np.isfinite(mean) & (std > 0)
     scaled = [np.nan_to_num((x[:, keep] - mean[keep]) / std[keep]) for x in raw]
-    return (*scaled, f"radiomics-{int(keep.sum())} (no Inception weights)")
+    return (*scaled, {"features": f"radiomics-{int(keep.sum())} (no Inception weights)"})
 
 
 def save_closest_pairs(path: Path, fake: np.ndarray, train: np.ndarray, order: np.ndarray,
@@ -81,5 +83,5 @@ def compute(inp) -> dict:
                                              closest_pair=closest)}
     f_fake, f_real, f_train, kind = feature_space(inp)
     out["memorisation_share_feature"] = entry(nearest(f_fake, f_train)[0], nearest(f_real, f_train)[0],
-                                              inp, kind)
+                                              inp, kind["features"], **kind)
     return out

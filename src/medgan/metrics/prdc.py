@@ -9,22 +9,21 @@ import io
 
 import numpy as np
 
-from .common import MetricSkipped, bootstrap_cis, number
+from .common import MetricSkipped, bootstrap_cis, inception_record, number
 
 PARTS = ["precision", "recall", "density", "coverage"]
 NAMES = [f"prdc_{part}" for part in PARTS]
 
 
-def feature_pair(inp) -> tuple[np.ndarray, np.ndarray, str]:
+def feature_pair(inp) -> tuple[np.ndarray, np.ndarray, dict]:
     """Inception features if the weights are there, else frd-score's radiomics features
-    (z-scored with the real set's statistics so that no feature dominates the distances)."""
+    (jointly z-scored as FRD does, so that no feature dominates the distances)."""
     if inp.features.inception_available() is None:
-        return inp.features.get("inception", inp.real), inp.features.get("inception", inp.fake), "inception-2048"
-    from .frd import normalised, reference_features
+        return inp.features.get("inception", inp.real), inp.features.get("inception", inp.fake), inception_record(inp)
+    from .frd import normalised
 
-    real, fake = normalised(inp.features.get("radiomics", inp.real), inp.features.get("radiomics", inp.fake),
-                            reference_features(inp))
-    return real, fake, f"radiomics-{real.shape[1]} (no Inception weights)"
+    real, fake = normalised(inp.features.get("radiomics", inp.real), inp.features.get("radiomics", inp.fake))
+    return real, fake, {"features": f"radiomics-{real.shape[1]} (no Inception weights)"}
 
 
 def prdc_values(real: np.ndarray, fake: np.ndarray, k: int) -> dict:
@@ -50,5 +49,5 @@ def compute(inp) -> dict:
         return [again[part] for part in PARTS]
 
     cis = bootstrap_cis(replicate, (len(real), len(fake)), inp, "prdc") or [None] * len(NAMES)
-    return {f"prdc_{part}": number(values[part], inp, ci, len(real), len(fake), k=k, features=kind)
+    return {f"prdc_{part}": number(values[part], inp, ci, len(real), len(fake), k=k, **kind)
             for part, ci in zip(PARTS, cis)}

@@ -10,7 +10,9 @@ A small CNN (3 conv+BN+max-pool blocks, ~6k weights, CPU seconds on 64x64 images
 and tested on the real held-out split of every class: accuracy, AUC (scikit-learn),
 sensitivity and specificity for the positive class (the last of datasets.<name>.classes;
 one-vs-rest macro averages when there are more than two classes), with bootstrap CIs over
-the test images. The baseline row reports the `real` regime only."""
+the test images. `utility_auc_gain` = mixed AUC - real AUC on the same test images, with a
+paired bootstrap CI (both classifiers scored on each resample). The baseline row reports the
+`real` regime only."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from .common import MetricSkipped, bootstrap_cis, load_gray, number
 
 REGIMES = ("real", "synthetic", "mixed")
 STATS = ("accuracy", "auc", "sensitivity", "specificity")
-NAMES = [f"utility_{r}_{s}" for r in REGIMES for s in STATS]
+NAMES = [f"utility_{r}_{s}" for r in REGIMES for s in STATS] + ["utility_auc_gain"]
 
 
 def small_cnn(n_classes: int):
@@ -110,7 +112,7 @@ def compute(inp) -> dict:
     test_x = load_gray(test_files, inp.image_size)
     sets, synthetic_classes = training_sets(inp, classes)
     n_generated = int((inp.samples["kind"] == "fake").sum()) if inp.samples is not None else 0
-    out = {}
+    out, probas = {}, {}
     for regime in REGIMES:
         names = [f"utility_{regime}_{s}" for s in STATS]
         if inp.is_baseline and regime != "real":
@@ -120,7 +122,7 @@ def compute(inp) -> dict:
         files, y = sets[regime]
         model = train_classifier(load_gray(files, inp.image_size), y, len(classes),
                                  inp.settings["utility_epochs"], inp.seed)
-        proba = predict_proba(model, test_x)
+        proba = probas[regime] = predict_proba(model, test_x)
         values = scores(test_y, proba, len(classes))
         cis = bootstrap_cis(lambda i: scores(test_y[i], proba[i], len(classes)), (len(test_y),), inp,
                             f"utility {regime}") or [None] * len(STATS)
@@ -132,4 +134,22 @@ def compute(inp) -> dict:
                 continue
             out[name] = number(value, inp, ci, len(test_y), n_fake, n_train=len(y), positive=classes[-1],
                                synthetic_classes=",".join(synthetic_classes) or "none")
+    out["utility_auc_gain"] = auc_gain(inp, test_y, probas, len(classes), n_generated)
     return out
+
+
+def auc_gain(inp, test_y: np.ndarray, probas: dict, n_classes: int, n_generated: int) -> dict:
+    """Mixed minus real AUC on the same test images; the CI resamples them once for both."""
+    if "mixed" not in probas:
+        return {"skipped": "not applicable to the real-vs-real baseline (no synthetic images)",
+                "n_real": len(test_y), "n_fake": 0, "seed": inp.seed}
+
+    def gain(i):
+        return [scores(test_y[i], probas["mixed"][i], n_classes)[1] - scores(test_y[i], probas["real"][i], n_classes)[1]]
+
+    value = gain(np.arange(len(test_y)))[0]
+    if not np.isfinite(value):
+        return {"skipped": "undefined: the test split lacks a class", "n_real": len(test_y),
+                "n_fake": n_generated, "seed": inp.seed}
+    cis = bootstrap_cis(gain, (len(test_y),), inp, "utility auc gain")
+    return number(value, inp, cis[0] if cis else None, len(test_y), n_generated, of="mixed auc - real auc")

