@@ -25,6 +25,7 @@ VERBS = {
     "turing": "visual Turing test page of EXPERIMENT (results/turing/EXPERIMENT/index.html, key.json beside it)",
     "turing-score": "score readers' answer CSVs of EXPERIMENT's Turing test (per reader, pooled, Fleiss' kappa)",
     "report": "one self-contained HTML page of every result (results/report.html)",
+    "env": "print what made results here (versions, commit, device) and check it against the lock",
 }
 TARGETS = {"phantoms": "NAME", "check-data": "DATASET", "prepare": "DATASET", "train": "EXPERIMENT",
            "sample": "EXPERIMENT", "evaluate": "EXPERIMENT", "baseline": "DATASET",
@@ -48,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
         if verb in TARGETS:
             sub.add_argument("target", metavar=TARGETS[verb], help=f"{TARGETS[verb].lower()} name in params.yaml")
         sub.add_argument("--params", metavar="FILE", help="configuration file (default: params.yaml)")
+        if verb == "env":
+            sub.add_argument("--json", action="store_true", help="print JSON (for machines)")
+            sub.add_argument("--lock", metavar="FILE", help="lock file to check against (default: requirements/*.txt)")
         if verb == "phantoms":
             sub.add_argument("--out", help="output folder (default: data/raw/NAME)")
         if verb == "train":
@@ -76,6 +80,11 @@ def launch_torchrun(nproc: int, args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    if args.verb == "env":
+        from . import envcheck
+
+        envcheck.main(args.json, args.lock)
+        return
     params = config.load(args.params)
     if args.verb == "phantoms":
         from . import phantoms

@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import config, paths
-from .atomic import read_json, write_json
+from . import config, paths, provenance
+from .atomic import read_json
 from .metrics import REGISTRY
 from .metrics.common import ImageSet, Inputs, MetricSkipped, load_gray, skipped
 from .metrics.features import FeatureStore
 from .metrics.memorisation import CLOSEST_SHOWN, nearest, save_closest_pairs
 from .prepare import DataError, load_manifest
+from .results import write_metrics
 
 MIN_BASELINE = 4  # held-out images needed for two halves
 PREPROCESSING_KEYS = ("kind", "layout", "raw", "image_size", "window", "min_organ_pixels",
@@ -142,8 +143,8 @@ def evaluate(params: dict, name: str) -> dict:
     if settings.exists():  # what the model was trained and sampled with (effective values)
         results["settings"] = read_json(settings, f"rerun `medgan sample {name}`")
     write_closest_pairs(inp, paths.path(paths.CLOSEST_PAIRS, experiment=name))
-    write_json(paths.path(paths.METRICS, experiment=name), results)
-    return results
+    return write_metrics(paths.path(paths.METRICS, experiment=name), results, params, "evaluate", name,
+                         training=provenance.of_samples(paths.path(paths.SAMPLES, experiment=name)))
 
 
 def training_signals(name: str) -> dict:
@@ -198,5 +199,4 @@ def baseline(params: dict, dataset: str) -> dict:
                          manifest, None, is_baseline=True)
         out["classes"][cls] = {"halves": how, "n_real": len(inp.real), "n_fake": len(inp.fake),
                                "n_train": len(inp.train), "metrics": run_metrics(inp)}
-    write_json(paths.path(paths.BASELINE, dataset=dataset), out)
-    return out
+    return write_metrics(paths.path(paths.BASELINE, dataset=dataset), out, params, "baseline", dataset)

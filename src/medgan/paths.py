@@ -22,6 +22,10 @@ TURING_KEY = "results/turing/{experiment}/key.json"     # never referenced by th
 TURING_ANSWERS = "results/turing/{experiment}/answers"  # readers' exported CSVs (not a stage output)
 REPORT = "results/report.html"
 CACHE = "results/cache"
+# what made each metrics file (not DVC metrics: results.py, provenance.py)
+EVALUATE_PROVENANCE = "results/provenance/evaluate/{experiment}.json"
+BASELINE_PROVENANCE = "results/provenance/baseline/{dataset}.json"
+PROVENANCE_SUMMARY = "results/provenance/summarize.json"
 
 
 def path(pattern: str, **names: str) -> Path:

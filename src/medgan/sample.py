@@ -19,7 +19,7 @@ from PIL import Image
 from torch import nn
 from torchvision.utils import make_grid
 
-from . import config, inpaint, labels, paths, variants
+from . import config, inpaint, labels, paths, provenance, variants
 from .atomic import atomic_dir, atomic_file, write_json
 from .modelio import load_generator
 from .prepare import load_images, load_manifest
@@ -206,6 +206,7 @@ def sample(params: dict, name: str) -> None:
             columns = settings["grid_columns"]
         pd.DataFrame(rows).to_csv(tmp / "samples.csv", index=False)
         write_json(tmp / "settings.json", sampling_settings(G, model, settings, paired))
+        write_json(tmp / provenance.SAMPLES_FILE, model.get("provenance", provenance.NOT_RECORDED))
     made = sum(row["kind"] == "fake" for row in rows) + len(strips)
     seconds = time.perf_counter() - started
     print(f"sample {name}: {made} images (samples and interpolations) in {seconds:.1f} s, "

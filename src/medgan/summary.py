@@ -14,6 +14,7 @@ import pandas as pd
 from . import paths
 from .atomic import read_json, write_text
 from .metrics import REGISTRY
+from .results import write_summary_provenance
 
 # (column key, title in summary.md, the entry it shows)
 HEADLINE = [
@@ -209,4 +210,5 @@ def summarize(params: dict) -> pd.DataFrame:
     table = full_table(params)
     write_text(paths.SUMMARY_CSV, table.to_csv(index=False))
     write_text(paths.SUMMARY_MD, markdown(headline_table(params)))
+    write_summary_provenance(params)
     return table

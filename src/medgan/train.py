@@ -28,7 +28,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from . import config, labels, modelio, paths, variants
+from . import config, labels, modelio, paths, provenance, variants
 from .atomic import atomic_file
 from .augment import diff_augment
 from .errors import MedganError
@@ -556,7 +556,7 @@ class Trainer:
         model = {"variant": self.exp["variant"], "experiment": self.name, "hp": self.hp,
                  "image_size": self.settings["image_size"], "classes": self.settings["classes"],
                  "labels": self.settings.get("labels"), "train": self.train_cfg, "step": self.step,
-                 "guard_events": self.guard_events,
+                 "guard_events": self.guard_events, "provenance": provenance.for_training(self),
                  "effective": {"device": self.device.type, "world_size": self.world,
                                "precision": "bf16" if uses_bf16(self.train_cfg["precision"], self.device) else "fp32"},
                  "G": {k: v.cpu() for k, v in G.state_dict().items()}}

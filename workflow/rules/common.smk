@@ -17,7 +17,10 @@ def export_effective_params():
     """When --config/--configfile changed params.yaml's values, hand the CLI verbs the same
     values through $MEDGAN_PARAMS, so that both read one configuration."""
     on_disk = Path("params.yaml")
-    if on_disk.exists() and medgan_config.validate(yaml.safe_load(on_disk.read_text())) == PARAMS:
+    if (
+        on_disk.exists()
+        and medgan_config.validate(yaml.safe_load(on_disk.read_text())) == PARAMS
+    ):
         return
     effective = Path(".snakemake/medgan/params.yaml")
     text = yaml.safe_dump(PARAMS, sort_keys=True)
@@ -65,20 +68,37 @@ def converted_units(wildcards):
     """The interim folders of every unit the checkpoint `prepare_units` listed."""
     listing = checkpoints.prepare_units.get(dataset=wildcards.dataset).output[0]
     units = json.loads(Path(listing).read_text())["units"]
-    return [paths.UNIT.format(dataset=wildcards.dataset, unit=u["unit_id"]) for u in units]
+    return [
+        paths.UNIT.format(dataset=wildcards.dataset, unit=u["unit_id"]) for u in units
+    ]
 
 
 def slices_of_experiment(wildcards):
-    return paths.SLICES.format(dataset=PARAMS["experiments"][wildcards.experiment]["dataset"])
+    return paths.SLICES.format(
+        dataset=PARAMS["experiments"][wildcards.experiment]["dataset"]
+    )
 
 
 def report_inputs():
     """Every file the report reads (the Turing answers are found by `turing_answer_files`)."""
     experiments = list(PARAMS["experiments"])
-    per_experiment = [paths.METRICS, paths.CLOSEST_PAIRS, paths.TRAIN_LOG, paths.PROGRESS, paths.GRID,
-                      paths.INTERPOLATION, paths.SAMPLES, paths.TURING_PAGE, paths.TURING_KEY]
+    per_experiment = [
+        paths.METRICS,
+        paths.CLOSEST_PAIRS,
+        paths.TRAIN_LOG,
+        paths.PROGRESS,
+        paths.GRID,
+        paths.INTERPOLATION,
+        paths.SAMPLES,
+        paths.TURING_PAGE,
+        paths.TURING_KEY,
+    ]
     return [
-        *[out for pattern in per_experiment for out in expand(pattern, experiment=experiments)],
+        *[
+            out
+            for pattern in per_experiment
+            for out in expand(pattern, experiment=experiments)
+        ],
         *expand(paths.BASELINE, dataset=list(PARAMS["datasets"])),
         *expand(paths.SLICES, dataset=list(PARAMS["datasets"])),
     ]
@@ -86,7 +106,9 @@ def report_inputs():
 
 def turing_answer_files(wildcards):
     """Readers' answer CSVs present now: adding one makes the report rerun."""
-    folders = [Path(paths.TURING_ANSWERS.format(experiment=e)) for e in PARAMS["experiments"]]
+    folders = [
+        Path(paths.TURING_ANSWERS.format(experiment=e)) for e in PARAMS["experiments"]
+    ]
     return sorted(str(p) for folder in folders for p in folder.glob("*.csv"))
 
 

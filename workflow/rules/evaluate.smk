@@ -6,13 +6,14 @@ rule evaluate:
     output:
         metrics=paths.METRICS,
         closest_pairs=paths.CLOSEST_PAIRS,
-    params:
-        settings=lambda w: stage_params("evaluate"),
+        provenance=paths.EVALUATE_PROVENANCE,
     log:
         "logs/evaluate/{experiment}.log",
     threads: stage_threads("evaluate")
     resources:
         **stage_resources("evaluate"),
+    params:
+        settings=lambda w: stage_params("evaluate"),
     shell:
         "medgan evaluate {wildcards.experiment} > {log} 2>&1"
 
@@ -21,14 +22,15 @@ rule baseline:
     input:
         paths.SLICES,
     output:
-        paths.BASELINE,
-    params:
-        settings=lambda w: stage_params("evaluate"),
+        metrics=paths.BASELINE,
+        provenance=paths.BASELINE_PROVENANCE,
     log:
         "logs/baseline/{dataset}.log",
     threads: stage_threads("evaluate")
     resources:
         **stage_resources("evaluate"),
+    params:
+        settings=lambda w: stage_params("evaluate"),
     shell:
         "medgan baseline {wildcards.dataset} > {log} 2>&1"
 
@@ -37,15 +39,18 @@ rule summarize:
     input:
         expand(paths.METRICS, experiment=list(PARAMS["experiments"])),
         expand(paths.BASELINE, dataset=list(PARAMS["datasets"])),
+        expand(paths.EVALUATE_PROVENANCE, experiment=list(PARAMS["experiments"])),
+        expand(paths.BASELINE_PROVENANCE, dataset=list(PARAMS["datasets"])),
     output:
         csv=paths.SUMMARY_CSV,
         md=paths.SUMMARY_MD,
-    params:
-        settings=lambda w: stage_params("evaluate"),
+        provenance=paths.PROVENANCE_SUMMARY,
     log:
         "logs/summarize.log",
     threads: stage_threads("summarize")
     resources:
         **stage_resources("summarize"),
+    params:
+        settings=lambda w: stage_params("evaluate"),
     shell:
         "medgan summarize > {log} 2>&1"

@@ -10,13 +10,13 @@ checkpoint prepare_units:
         raw_folder,
     output:
         paths.UNIT_LIST,
-    params:
-        settings=lambda w: stage_params("prepare", w.dataset),
     log:
         "logs/prepare/{dataset}/units.log",
     threads: stage_threads("prepare")
     resources:
         **stage_resources("prepare"),
+    params:
+        settings=lambda w: stage_params("prepare", w.dataset),
     shell:
         "medgan prepare {wildcards.dataset} --list-units > {log} 2>&1"
 
@@ -26,13 +26,13 @@ rule prepare_unit:
         paths.UNIT_LIST,
     output:
         directory(paths.UNIT),
-    params:
-        settings=lambda w: stage_params("prepare", w.dataset),
     log:
         "logs/prepare/{dataset}/unit-{unit}.log",
     threads: stage_threads("prepare")
     resources:
         **stage_resources("prepare"),
+    params:
+        settings=lambda w: stage_params("prepare", w.dataset),
     shell:
         "medgan prepare {wildcards.dataset} --unit {wildcards.unit} > {log} 2>&1"
 
@@ -43,12 +43,12 @@ rule prepare:
         units=converted_units,
     output:
         directory(paths.SLICES),
-    params:
-        settings=lambda w: stage_params("prepare", w.dataset),
     log:
         "logs/prepare/{dataset}.log",
     threads: stage_threads("prepare")
     resources:
         **stage_resources("prepare"),
+    params:
+        settings=lambda w: stage_params("prepare", w.dataset),
     shell:
         "medgan prepare {wildcards.dataset} > {log} 2>&1"

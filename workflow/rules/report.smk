@@ -5,13 +5,13 @@ rule turing:
     output:
         page=paths.TURING_PAGE,
         key=paths.TURING_KEY,
-    params:
-        settings=lambda w: stage_params("turing"),
     log:
         "logs/turing/{experiment}.log",
     threads: stage_threads("turing")
     resources:
         **stage_resources("turing"),
+    params:
+        settings=lambda w: stage_params("turing"),
     shell:
         "medgan turing {wildcards.experiment} > {log} 2>&1"
 
@@ -22,12 +22,12 @@ rule report:
         answers=turing_answer_files,
     output:
         paths.REPORT,
-    params:
-        settings=lambda w: stage_params("report"),
     log:
         "logs/report.log",
     threads: stage_threads("report")
     resources:
         **stage_resources("report"),
+    params:
+        settings=lambda w: stage_params("report"),
     shell:
         "medgan report > {log} 2>&1"

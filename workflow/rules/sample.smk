@@ -5,12 +5,12 @@ rule sample:
         samples=directory(paths.SAMPLES),
         grid=paths.GRID,
         interpolation=paths.INTERPOLATION,
-    params:
-        settings=lambda w: stage_params("sample"),
     log:
         "logs/sample/{experiment}.log",
     threads: stage_threads("sample")
     resources:
         **stage_resources("sample"),
+    params:
+        settings=lambda w: stage_params("sample"),
     shell:
         "medgan sample {wildcards.experiment} > {log} 2>&1"
