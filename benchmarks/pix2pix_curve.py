@@ -66,7 +66,7 @@ def main() -> None:
     reals, masks, cases = held_out(params, args.experiment)
     trainer = train.Trainer(params, args.experiment)
     trainer.G.train()
-    trainer.D.train()
+    trainer.family.D.train()
     print(f"# {args.experiment}: {len(reals)} held-out pairs, {len(np.unique(cases))} patients, "
           f"lr_schedule {trainer.train_cfg['lr_schedule']}, diffaugment {trainer.train_cfg['diffaugment']}, "
           f"threads {torch.get_num_threads()}, load {os.getloadavg()[0]:.1f}")

@@ -91,3 +91,16 @@ def test_override_of_a_nested_setting_keeps_its_other_keys():
 def test_the_workflow_schema_is_the_package_schema():
     assert (REPO / "workflow/schemas/params.schema.yaml").read_bytes() == \
         (REPO / "src/medgan/params.schema.yaml").read_bytes()
+
+
+def test_yaml_anchor_shared_by_two_variants_gets_each_ones_defaults():
+    raw = yaml.safe_load("""
+seed: 0
+datasets: {d: {kind: volumes, raw: r}}
+variants:
+  ddpm_class: &unet {channels: [16, 32], attention: [false, true]}
+  ddpm_mask: *unet
+experiments: {e: {dataset: d, variant: ddpm_mask}}
+""")
+    params = config.validate(raw)  # cond_drop (ddpm_class only) must not leak into ddpm_mask
+    assert "cond_drop" in params["variants"]["ddpm_class"] and "cond_drop" not in params["variants"]["ddpm_mask"]

@@ -93,7 +93,7 @@ def test_settings_reach_the_networks_optimisers_and_the_json(organs, monkeypatch
     log = pd.read_csv(paths.path(paths.TRAIN_LOG, experiment="p2p"))
     lr = 0.0002
     assert log["lr"].tolist() == pytest.approx([lr, lr, lr, lr / 2])
-    for opt in (trainer.opt_g, trainer.opt_d):
+    for opt in (trainer.family.opt_g, trainer.family.opt_d):
         assert opt.param_groups[0]["lr"] == pytest.approx(0.0)  # after the last step
     sample.sample(params, "p2p")
     result = evaluate.evaluate(params, "p2p")
@@ -123,7 +123,7 @@ def test_resume_with_linear_schedule_equals_a_straight_run(organs):
     first.run(stop_after=2)
     resumed = train.Trainer(params, "p2p")
     resumed.run()
-    assert resumed.opt_g.param_groups[0]["lr"] == straight.opt_g.param_groups[0]["lr"]
+    assert resumed.family.opt_g.param_groups[0]["lr"] == straight.family.opt_g.param_groups[0]["lr"]
     for key, value in resumed.G.state_dict().items():
         assert torch.equal(value, reference[key]), key
 

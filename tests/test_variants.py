@@ -163,7 +163,7 @@ def test_guard_stops_on_an_injected_collapse(prepared, monkeypatch):
     prepared["train"]["divergence"].update(action="stop", window=3, collapse_std=0.02, mode_collapse="off")
     trainer = train.Trainer(prepared, "tiny_dcgan_tumour")
     monkeypatch.setattr(trainer, "train_step", _collapsed(trainer))
-    monkeypatch.setattr(trainer, "generator_step", lambda batch, fake: {"loss_g": 0.0, "l1": 0.0, "fake_std": 0.0})
+    monkeypatch.setattr(trainer.family, "generator_step", lambda batch, fake: {"loss_g": 0.0, "l1": 0.0, "fake_std": 0.0})
     with pytest.raises(train.DivergenceError, match="collapse"):
         trainer.run()
 

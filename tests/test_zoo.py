@@ -48,7 +48,7 @@ TINY_BUDGET = {
                  "covid_ct_phantom": {"n_cases": 8}, "covid_pairs_phantom": {"n_cases": 6},
                  "brain_mri_phantom": {"n_cases": 10}},
     "train": {"iterations": 3, "batch_size": 4, "checkpoint_every": 3, "progress_every": 3, "log_every": 1},
-    "sample": {"n": 6},
+    "sample": {"n": 6, "ddim_steps": 4},
     "evaluate": {"metrics": ["diversity", "paired"], "bootstrap": 0},
 }
 

@@ -16,7 +16,7 @@ VERBS = {
     "phantoms": "generate the phantom raw dataset NAME (the embedded default) into data/raw/NAME",
     "check-data": "list every problem of the raw dataset DATASET at once (nothing is written)",
     "prepare": "raw dataset -> labeled 2D slices + manifest in data/slices/DATASET, split by case",
-    "train": "train the GAN of EXPERIMENT (resumes from its last checkpoint)",
+    "train": "train the generator of EXPERIMENT, a GAN or a DDPM (resumes from its last checkpoint)",
     "sample": "write N generated images (paired variants: one per held-out pair) and a grid for EXPERIMENT",
     "evaluate": "metrics of EXPERIMENT's samples against held-out real images",
     "baseline": "real-vs-real floor of DATASET: the metrics between two halves of its held-out images",
@@ -30,6 +30,12 @@ VERBS = {
 TARGETS = {"phantoms": "NAME", "check-data": "DATASET", "prepare": "DATASET", "train": "EXPERIMENT",
            "sample": "EXPERIMENT", "evaluate": "EXPERIMENT", "baseline": "DATASET",
            "turing": "EXPERIMENT", "turing-score": "EXPERIMENT"}
+
+
+def variant_names() -> list[str]:
+    """From the schema, so that --help needs no torch."""
+    experiment = config.load_schema()["properties"]["experiments"]["additionalProperties"]
+    return experiment["properties"]["variant"]["enum"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         if verb == "phantoms":
             sub.add_argument("--out", help="output folder (default: data/raw/NAME)")
         if verb == "train":
+            sub.epilog = "variants (experiments.<name>.variant): " + ", ".join(variant_names())
             sub.add_argument("--nproc", type=int, metavar="N",
                              help="processes under torchrun/DDP (default: resources.train.gpus; <= 1 runs one)")
         if verb == "turing-score":

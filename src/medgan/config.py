@@ -16,7 +16,7 @@ import yaml
 from .errors import MedganError
 
 DEFAULT_PARAMS = "params.yaml"
-PAIRED_VARIANTS = ("pix2pix", "pix2pix_inpaint")  # = medgan.variants' paired ones (no torch here)
+PAIRED_VARIANTS = ("pix2pix", "pix2pix_inpaint", "ddpm_mask")  # = medgan.variants' paired ones (no torch here)
 AUTO_DIFFAUGMENT = ("translation", "cutout")  # train.diffaugment: auto, unpaired variants
 PARAMS_ENV = "MEDGAN_PARAMS"  # set by the Snakefile when --config/--configfile override params.yaml
 
@@ -55,9 +55,20 @@ def _key_path(error: jsonschema.ValidationError) -> str:
     return ".".join(str(p) for p in error.absolute_path) or "<top level>"
 
 
+def _unshared(value):
+    """A deep copy in which no two places share one object: filling defaults into a YAML anchor
+    (`a: &x {...}`, `b: *x`) must not leak one entry's defaults into the other (deepcopy keeps
+    such sharing)."""
+    if isinstance(value, dict):
+        return {k: _unshared(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unshared(v) for v in value]
+    return copy.deepcopy(value)
+
+
 def validate(params: dict, source: str = DEFAULT_PARAMS) -> dict:
     """Return a validated copy of `params` with schema defaults filled in."""
-    params = copy.deepcopy(params)
+    params = _unshared(params)
     errors = sorted(_validator_filling_defaults()(load_schema()).iter_errors(params), key=str)
     if errors:
         lines = [f"  - at '{_key_path(e)}': {e.message}" for e in errors]

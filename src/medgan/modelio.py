@@ -25,8 +25,9 @@ from .atomic import atomic_file
 from .errors import MedganError
 
 LAST, PREVIOUS = "last.pt", "previous.pt"
-CHECKPOINT_KEYS = ("step", "fingerprint", "log", "progress", "rollbacks", "G", "D", "G_ema", "opt_g",
-                   "opt_d", "rng", "torch_rng", "numpy_rng", "python_rng")
+# a family's other networks and optimisers (a GAN's D, opt_d) are checked against it on resume (misfit)
+CHECKPOINT_KEYS = ("step", "fingerprint", "log", "progress", "rollbacks", "G", "G_ema", "opt_g",
+                   "rng", "torch_rng", "numpy_rng", "python_rng")
 MODEL_KEYS = ("variant", "experiment", "hp", "image_size", "classes", "step", "G")
 
 

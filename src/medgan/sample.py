@@ -9,6 +9,7 @@ cap them). settings.json beside it records what the model was trained and sample
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -178,6 +179,9 @@ def sampling_settings(G, model: dict, settings: dict, paired: bool) -> dict:
                          "pairs": "every held-out test pair"}
     else:
         out["sample"] = {"n": settings["n"]}
+    if variants.VARIANTS[model["variant"]].family == "diffusion":
+        out["sample"].update(sampler="DDIM, eta 0", ddim_steps=settings["ddim_steps"],
+                             guidance_scale=settings["guidance_scale"] if model["variant"] == "ddpm_class" else None)
     return out
 
 
@@ -191,6 +195,8 @@ def sample(params: dict, name: str) -> None:
                                  f"({model['variant']}), not '{name}' ({exp['variant']}) — restore the right "
                                  f"file or retrain `{name}`")
     paired = variants.VARIANTS[model["variant"]].paired
+    G = variants.for_sampling(G, model, settings, params["seed"])  # a DDPM samples by DDIM
+    started = time.perf_counter()
     with atomic_dir(paths.path(paths.SAMPLES, experiment=name)) as tmp:
         if paired:
             rows, shown, strips = sample_paired(G, model, settings, exp["dataset"], tmp, params["seed"])
@@ -201,5 +207,9 @@ def sample(params: dict, name: str) -> None:
         pd.DataFrame(rows).to_csv(tmp / "samples.csv", index=False)
         write_json(tmp / "settings.json", sampling_settings(G, model, settings, paired))
         write_json(tmp / provenance.SAMPLES_FILE, model.get("provenance", provenance.NOT_RECORDED))
+    made = sum(row["kind"] == "fake" for row in rows) + len(strips)
+    seconds = time.perf_counter() - started
+    print(f"sample {name}: {made} images (samples and interpolations) in {seconds:.1f} s, "
+          f"{made / seconds:.1f} images/s")
     save_grid(shown, paths.path(paths.GRID, experiment=name), columns)
     save_grid(strips, paths.path(paths.INTERPOLATION, experiment=name), settings["interpolation_steps"])

@@ -1,4 +1,4 @@
-"""train: one training engine for every GAN variant, resumable from its last checkpoint.
+"""train: one training loop for every variant (GANs and DDPMs), resumable from its last checkpoint.
 
 Images are decoded once into a uint8 tensor (on the GPU when there is one) and batches are
 drawn from memory. A checkpoint holds everything needed to continue exactly (G, D, the EMA
@@ -192,76 +192,45 @@ def total_steps(settings: dict, n_images: int) -> int:
     return train["iterations"]
 
 
-# -- the engine --------------------------------------------------------------------------------
+# -- the GAN family's step -----------------------------------------------------------------------
 
-class Trainer:
-    """Owns the networks, optimisers, data, loop, checkpoints, guard and log of one experiment."""
+class GANStep:
+    """What one GAN iteration does (n_critic D steps, one G step) and what its networks need
+    for progress grids and the guard. The loop (Trainer) owns everything around it."""
 
-    def __init__(self, params: dict, name: str):
-        self.name = name
-        self.settings = config.training_settings(params, name)
-        self.exp, self.hp, self.train_cfg = self.settings["experiment"], self.settings["hp"], self.settings["train"]
-        self.variant = variants.VARIANTS[self.exp["variant"]]
-        self.fingerprint = hashlib.sha1(json.dumps(self.settings, sort_keys=True).encode()).hexdigest()
-        self.rank, self.world = distributed_rank()
-        self.device = pick_device(self.train_cfg["device"])
-        seed = params["seed"]
+    log_fields = LOG_FIELDS
+    loss_keys = ("loss_d", "loss_g")
+    hint = "a lower lr, DiffAugment (train.diffaugment), spectral_norm or r1_gamma"
 
-        seed_everything(seed)
-        torch.set_num_threads(params["resources"]["train"]["threads"])
-        self.data = TrainingData(self.settings, self.device)
-        self.G, self.D = variants.build(self.exp["variant"], self.settings["image_size"], self.hp,
-                                        len(self.settings["classes"]))
-        self.G.to(self.device)
-        self.D.to(self.device)
+    def __init__(self, variant: variants.Variant, settings: dict, data: TrainingData, device: torch.device,
+                 wrap, autocast, total: int):
+        self.variant, self.hp, self.train_cfg = variant, settings["hp"], settings["train"]
+        self.data, self.device, self.autocast = data, device, autocast
+        self.n_classes = len(settings["classes"])
+        self.G, self.D = variant.build(tuple(settings["image_size"]), self.hp, self.n_classes)
+        self.G.to(device)
+        self.D.to(device)
         if self.train_cfg["channels_last"]:
             self.G.to(memory_format=torch.channels_last)
             self.D.to(memory_format=torch.channels_last)
-        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if self.hp["ema"] else None
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=self.hp["lr"], betas=tuple(self.hp["betas"]))
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=self.hp["lr"], betas=tuple(self.hp["betas"]))
-        self.total = total_steps(self.settings, len(self.data))
-        factor = lr_factor(self.train_cfg["lr_schedule"], self.train_cfg["lr_decay_start"], self.total)
+        factor = lr_factor(self.train_cfg["lr_schedule"], self.train_cfg["lr_decay_start"], total)
         self.schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, factor) for opt in (self.opt_g, self.opt_d)]
-        self.G_run, self.D_run = self._wrapped(self.G), self._wrapped(self.D)
+        self.G_run, self.D_run = wrap(self.G), wrap(self.D)
         self.loss = GANLoss(self.hp["loss"])
-        self.seed = seed
-        self.rng = torch.Generator().manual_seed(seed + 1000 * self.rank)
-        self.fixed = self._fixed_inputs(torch.Generator().manual_seed(seed))
-        self.step, self.rollbacks, self.collapse_run = 0, 0, 0
-        self.spreads: list[float] = []
-        self.in_collapse = False
-        self.guard_events: list[dict] = []
-        self.log: list[dict] = []
-        self.progress: list[tuple[int, torch.Tensor]] = []
-        self.checkpoint = paths.path(paths.CHECKPOINTS, experiment=name) / "last.pt"
-
-    def _wrapped(self, net: nn.Module) -> nn.Module:
-        if self.train_cfg["compile"]:
-            net = torch.compile(net)
-        if self.world > 1:
-            net = DistributedDataParallel(net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        return net
-
-    @property
-    def is_writer(self) -> bool:
-        return self.rank == 0
-
-    def autocast(self):
-        if uses_bf16(self.train_cfg["precision"], self.device):
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        self.networks = {"G": self.G, "D": self.D}
+        self.optimizers = {"opt_g": self.opt_g, "opt_d": self.opt_d}
 
     # -- inputs -------------------------------------------------------------------------------
     def noise(self, n: int, rng: torch.Generator) -> torch.Tensor:
         return torch.randn(n, self.hp["z_dim"], generator=rng).to(self.device)
 
-    def _fixed_inputs(self, rng: torch.Generator) -> dict:
-        n = PROGRESS_COLUMNS
+    def fixed_inputs(self, rng: torch.Generator, n: int) -> dict:
         if self.variant.paired:
             idx = torch.randperm(len(self.data), generator=rng)[:n].to(self.device)
             return {"masks": self.data.condition(to_model_range(self.data.images[idx]), self.data.masks[idx], rng)}
-        labels = torch.arange(n, device=self.device) % len(self.settings["classes"])
+        labels = torch.arange(n, device=self.device) % self.n_classes
         return {"z": self.noise(n, rng), "labels": labels}
 
     def generate(self, G: nn.Module, batch: Batch, rng: torch.Generator) -> torch.Tensor:
@@ -310,25 +279,16 @@ class Trainer:
         (loss + self.hp.get("l1_lambda", 0.0) * l1).backward()
         self.D.requires_grad_(True)
         self.opt_g.step()
-        if self.G_ema is not None:
-            self.update_ema()
         return {"loss_g": loss.item(), "l1": l1.item(),
                 "fake_std": fake.detach().float().flatten(1).std(1).mean().item()}
 
-    @torch.no_grad()
-    def update_ema(self) -> None:
-        for ema, live in zip(self.G_ema.parameters(), self.G.parameters()):
-            ema.lerp_(live, 1.0 - self.hp["ema"])
-        for ema, live in zip(self.G_ema.buffers(), self.G.buffers()):
-            ema.copy_(live)
-
-    def train_step(self) -> dict:
+    def step(self, rng: torch.Generator) -> dict:
         cfg = self.train_cfg
         for critic_step in range(self.hp["n_critic"]):
-            batch = self.data.batch(cfg["batch_size"], self.rng, cfg["hflip"])
+            batch = self.data.batch(cfg["batch_size"], rng, cfg["hflip"])
             last = critic_step == self.hp["n_critic"] - 1
             with self.autocast(), (contextlib.nullcontext() if last else torch.no_grad()):
-                fake = self.generate(self.G_run, batch, self.rng)
+                fake = self.generate(self.G_run, batch, rng)
             d_metrics = self.discriminator_step(batch, fake)
         metrics = {**d_metrics, **self.generator_step(batch, fake), "lr": self.opt_g.param_groups[0]["lr"]}
         metrics["spread"] = sample_spread(fake, batch.images)
@@ -336,27 +296,125 @@ class Trainer:
             scheduler.step()
         return metrics  # the last fake served the G step
 
+    def collapse_reason(self, metrics: dict, guard: dict) -> str | None:
+        """This step's sign of a collapse (D sees through near-constant images), or None."""
+        if metrics["d_accuracy"] >= 0.999 and metrics["fake_std"] < guard["collapse_std"]:
+            return f"collapse: D accuracy 1.0 and near-constant generated images (pixel std < {guard['collapse_std']})"
+        return None
+
+    # -- progress grids -----------------------------------------------------------------------
+    def render(self, G: nn.Module, fixed: dict) -> torch.Tensor:
+        if self.variant.paired:
+            return G(fixed["masks"])
+        return G(fixed["z"], fixed["labels"] if self.variant.conditional else None)
+
+    def progress_metrics(self, images: torch.Tensor, fixed: dict, spread) -> dict:
+        return {}  # the spread is measured on every training batch
+
+
+def family_step(variant: variants.Variant):
+    """The step class of a variant's family (the loop never asks which family it runs)."""
+    if variant.family == "diffusion":
+        from .diffusion import DiffusionStep  # imports MONAI: only when a DDPM is trained
+
+        return DiffusionStep
+    return GANStep
+
+
+# -- the loop ----------------------------------------------------------------------------------
+
+class Trainer:
+    """The training loop of one experiment: data, budget, EMA, checkpoints and resume, guard,
+    log and progress grids. What one iteration does belongs to the variant family's step
+    object (`self.family`: GANStep, diffusion.DiffusionStep)."""
+
+    def __init__(self, params: dict, name: str):
+        self.name = name
+        self.settings = config.training_settings(params, name)
+        self.exp, self.hp, self.train_cfg = self.settings["experiment"], self.settings["hp"], self.settings["train"]
+        self.variant = variants.VARIANTS[self.exp["variant"]]
+        self.fingerprint = hashlib.sha1(json.dumps(self.settings, sort_keys=True).encode()).hexdigest()
+        self.rank, self.world = distributed_rank()
+        self.device = pick_device(self.train_cfg["device"])
+        seed = params["seed"]
+
+        seed_everything(seed)
+        torch.set_num_threads(params["resources"]["train"]["threads"])
+        self.data = TrainingData(self.settings, self.device)
+        self.total = total_steps(self.settings, len(self.data))
+        self.family = family_step(self.variant)(self.variant, self.settings, self.data, self.device,
+                                                self._wrapped, self.autocast, self.total)
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if self.hp["ema"] else None
+        self.seed = seed
+        self.rng = torch.Generator().manual_seed(seed + 1000 * self.rank)
+        self.fixed = self.family.fixed_inputs(torch.Generator().manual_seed(seed), PROGRESS_COLUMNS)
+        self.step, self.rollbacks, self.collapse_run = 0, 0, 0
+        self.spreads: list[float] = []
+        self.in_collapse = False
+        self.guard_events: list[dict] = []
+        self.log: list[dict] = []
+        self.progress: list[tuple[int, torch.Tensor]] = []
+        self.checkpoint = paths.path(paths.CHECKPOINTS, experiment=name) / "last.pt"
+
+    def _wrapped(self, net: nn.Module) -> nn.Module:
+        if self.train_cfg["compile"]:
+            net = torch.compile(net)
+        if self.world > 1:
+            net = DistributedDataParallel(net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        return net
+
+    @property
+    def G(self) -> nn.Module:
+        """The network that is sampled from (and averaged by EMA)."""
+        return self.family.networks["G"]
+
+    @property
+    def is_writer(self) -> bool:
+        return self.rank == 0
+
+    def autocast(self):
+        if uses_bf16(self.train_cfg["precision"], self.device):
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def train_step(self) -> dict:
+        metrics = self.family.step(self.rng)
+        if self.G_ema is not None:
+            self.update_ema()
+        return metrics
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        decay = self.hp["ema"]
+        if self.hp.get("ema_warmup"):  # short runs: the average forgets the random init sooner
+            updates = self.step + 1
+            decay = min(decay, (1 + updates) / (10 + updates))
+        for ema, live in zip(self.G_ema.parameters(), self.G.parameters()):
+            ema.lerp_(live, 1.0 - decay)
+        for ema, live in zip(self.G_ema.buffers(), self.G.buffers()):
+            ema.copy_(live)
+
     # -- divergence guard ---------------------------------------------------------------------
     def check_divergence(self, metrics: dict) -> str | None:
         guard = self.train_cfg["divergence"]
         if guard["action"] == "off":
             return None
-        if not all(math.isfinite(metrics[k]) for k in ("loss_d", "loss_g")):
+        if not all(math.isfinite(metrics[k]) for k in self.family.loss_keys):
             return "a non-finite loss (NaN/Inf)"
-        collapsed = metrics["d_accuracy"] >= 0.999 and metrics["fake_std"] < guard["collapse_std"]
+        collapsed = self.family.collapse_reason(metrics, guard)
         self.collapse_run = self.collapse_run + 1 if collapsed else 0
         if self.collapse_run >= guard["window"]:
-            return (f"collapse: D accuracy 1.0 and near-constant generated images "
-                    f"(pixel std < {guard['collapse_std']}) for {guard['window']} steps")
+            return f"{collapsed} for {guard['window']} steps"
         return None
 
     def check_mode_collapse(self, metrics: dict) -> str | None:
         """A collapse episode starts when the mean `spread` over the last `window` steps falls
         below spread_min (a mean: one batch's spread is noisy); it is reported once, at that
         step, and ends only when the mean recovers clearly (above RECOVERY x spread_min), so a
-        run hovering at the threshold is not reported again and again."""
+        run hovering at the threshold is not reported again and again. Families without a
+        per-step spread (diffusion: measured on progress grids only) are not checked."""
         guard = self.train_cfg["divergence"]
-        if guard["mode_collapse"] == "off":
+        if guard["mode_collapse"] == "off" or "spread" not in metrics:
             return None
         self.spreads = (self.spreads + [metrics["spread"]])[-guard["window"]:]
         mean = sum(self.spreads) / len(self.spreads)
@@ -385,8 +443,7 @@ class Trainer:
     def handle_divergence(self, reason: str, action: str | None = None) -> None:
         guard = self.train_cfg["divergence"]
         action = action or guard["action"]
-        message = (f"{self.name}: training diverged at step {self.step}: {reason}. Try a lower lr, "
-                   f"DiffAugment (train.diffaugment), spectral_norm or r1_gamma")
+        message = f"{self.name}: training diverged at step {self.step}: {reason}. Try {self.family.hint}"
         if action == "rollback" and self.checkpoint.exists() and self.rollbacks < guard["max_rollbacks"]:
             rollbacks = self.rollbacks + 1
             self.load_checkpoint()
@@ -402,10 +459,10 @@ class Trainer:
         return {"step": self.step, "fingerprint": self.fingerprint, "log": self.log,
                 "progress": self.progress, "rollbacks": self.rollbacks, "guard_events": self.guard_events,
                 "spreads": self.spreads, "in_collapse": self.in_collapse, "collapse_run": self.collapse_run,
-                "G": self.G.state_dict(), "D": self.D.state_dict(),
+                **{key: net.state_dict() for key, net in self.family.networks.items()},
+                **{key: opt.state_dict() for key, opt in self.family.optimizers.items()},
                 "G_ema": self.G_ema.state_dict() if self.G_ema is not None else None,
-                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-                "schedulers": [scheduler.state_dict() for scheduler in self.schedulers],
+                "schedulers": [scheduler.state_dict() for scheduler in self.family.schedulers],
                 "rng": self.rng.get_state(), **modelio.rng_states()}
 
     def save_checkpoint(self) -> None:
@@ -418,13 +475,11 @@ class Trainer:
             if found is None:
                 raise modelio.ModelFileError(f"{self.checkpoint.parent}: no loadable checkpoint to roll back to")
             state = found[0]
-        self.G.load_state_dict(state["G"])
-        self.D.load_state_dict(state["D"])
+        for key, obj in {**self.family.networks, **self.family.optimizers}.items():
+            obj.load_state_dict(state[key])
         if self.G_ema is not None:
             self.G_ema.load_state_dict(state["G_ema"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
-        for scheduler, saved in zip(self.schedulers, state["schedulers"]):
+        for scheduler, saved in zip(self.family.schedulers, state["schedulers"]):
             scheduler.load_state_dict(saved)
         self.rng.set_state(state["rng"].cpu())
         modelio.set_rng_states(state)
@@ -442,7 +497,7 @@ class Trainer:
         if state["fingerprint"] != self.fingerprint:
             print(f"{path}: made with other params — starting over")
             return False
-        misfit = modelio.misfit(state, {"G": self.G, "D": self.D, "G_ema": self.G_ema})
+        misfit = modelio.misfit(state, {**self.family.networks, "G_ema": self.G_ema})
         if misfit:
             print(f"{path}: does not fit this experiment's networks ({misfit}; another medgan version?) "
                   f"— starting over")
@@ -453,24 +508,23 @@ class Trainer:
 
     # -- progress grids -----------------------------------------------------------------------
     @torch.no_grad()
-    def snapshot(self) -> None:
+    def snapshot(self) -> dict:
+        """Add a row of fixed-input samples to the progress grid; the family's metrics of it."""
         G = self.G_ema if self.G_ema is not None else self.G
         G.eval()
         with self.autocast():
-            if self.variant.paired:
-                images = G(self.fixed["masks"])
-            else:
-                images = G(self.fixed["z"], self.fixed["labels"] if self.variant.conditional else None)
+            images = self.family.render(G, self.fixed)
         self.G.train()
         self.progress.append((self.step, to_uint8(images)))
+        return self.family.progress_metrics(images, self.fixed, sample_spread)
 
     # -- the loop -----------------------------------------------------------------------------
     def run(self, stop_after: int | None = None) -> None:
         """Train to the budget (or stop after `stop_after` steps in this call, for tests)."""
         self.try_resume()
         end = self.total if stop_after is None else min(self.total, self.step + stop_after)
-        self.G.train()
-        self.D.train()
+        for net in self.family.networks.values():
+            net.train()
         cfg = self.train_cfg
         with tqdm(total=self.total, initial=self.step, desc=f"train {self.name}", unit="it",
                   disable=not self.is_writer) as bar:
@@ -487,11 +541,11 @@ class Trainer:
                     bar.n = self.step
                     continue
                 bar.update(1)
+                if self.step % cfg["progress_every"] == 0 or self.step == self.total:
+                    metrics.update(self.snapshot())
                 if (self.step % cfg["log_every"] == 0 or self.step == self.total) and not collapse:
                     self.log.append({"step": self.step, **metrics, "guard": ""})
-                    bar.set_postfix(loss_d=f"{metrics['loss_d']:.3f}", loss_g=f"{metrics['loss_g']:.3f}")
-                if self.step % cfg["progress_every"] == 0 or self.step == self.total:
-                    self.snapshot()
+                    bar.set_postfix({k: f"{metrics[k]:.3f}" for k in self.family.loss_keys})
                 if self.step % cfg["checkpoint_every"] == 0 or self.step == end:
                     self.save_checkpoint()
         if self.step >= self.total and self.is_writer:
@@ -509,9 +563,10 @@ class Trainer:
         modelio.save_model(model, paths.path(paths.MODEL, experiment=self.name))
         with atomic_file(paths.path(paths.TRAIN_LOG, experiment=self.name)) as tmp:
             with open(tmp, "w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=LOG_FIELDS)
+                fields = self.family.log_fields
+                writer = csv.DictWriter(f, fieldnames=fields)
                 writer.writeheader()
-                writer.writerows({k: row.get(k, "") for k in LOG_FIELDS} for row in self.log)
+                writer.writerows({k: row.get(k, "") for k in fields} for row in self.log)
         write_progress(self.progress, paths.path(paths.PROGRESS, experiment=self.name))
 
 

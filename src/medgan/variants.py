@@ -1,5 +1,6 @@
-"""The GAN variants, selected by name in params.yaml. A variant only says which networks to
-build and what data it needs; the one training engine (medgan.train) does the rest."""
+"""The generator variants (GANs and DDPMs), selected by name in params.yaml. A variant only says
+which networks to build, what data it needs and which family's training step drives it; the one
+training loop (medgan.train) does the rest."""
 
 from __future__ import annotations
 
@@ -15,10 +16,13 @@ from . import inpaint, networks
 class Variant:
     build: Callable[..., tuple[nn.Module, nn.Module]]  # (image_size, hp, n_classes) -> (G, D)
     conditional: bool = False  # G and D take class labels; trained on all classes
-    paired: bool = False  # G maps a label mask to an image (pix2pix)
+    paired: bool = False  # G maps a label mask to an image (pix2pix, ddpm_mask)
     # paired: (images in [-1, 1], label maps uint8, encoding, hp, rng) -> G's input
     condition: Callable | None = None
     paints: bool = False  # G repaints a region of a real slice (medgan.inpaint)
+    family: str = "gan"  # the training step: gan (medgan.train.GANStep) | diffusion (medgan.diffusion)
+    conditioning: str = "none"  # diffusion: none | class | mask
+    sampler: Callable | None = None  # (G, model, sample settings, seed) -> what sampling calls; None = G
 
 
 def _label_map_condition(images, label_maps_uint8, encoding, hp, rng):
@@ -59,6 +63,27 @@ def _pix2pix_inpaint(size, hp, n_classes):
             networks.PatchDiscriminator(4, hp["ndf"], hp["n_layers_d"], hp["spectral_norm"]))
 
 
+def _ddpm(conditioning):
+    def build(size, hp, n_classes):
+        from . import diffusion  # MONAI: imported only when a DDPM is used
+
+        return diffusion.build(size, hp, n_classes, conditioning)
+    return build
+
+
+def _ddim_sampler(G, model, settings, seed):
+    from . import diffusion
+
+    return diffusion.sampler(G, model, settings, seed)
+
+
+def _diffusion(conditioning: str) -> Variant:
+    paired = conditioning == "mask"
+    return Variant(_ddpm(conditioning), conditional=conditioning == "class", paired=paired,
+                   condition=_label_map_condition if paired else None, family="diffusion",
+                   conditioning=conditioning, sampler=_ddim_sampler)
+
+
 VARIANTS = {
     "vanilla": Variant(_vanilla),
     "dcgan": Variant(_dcgan),
@@ -66,8 +91,17 @@ VARIANTS = {
     "wgan_gp": Variant(_wgan_gp),
     "pix2pix": Variant(_pix2pix, paired=True, condition=_label_map_condition),
     "pix2pix_inpaint": Variant(_pix2pix_inpaint, paired=True, condition=inpaint.training_condition, paints=True),
+    "ddpm": _diffusion("none"),
+    "ddpm_class": _diffusion("class"),  # class embedding + classifier-free guidance
+    "ddpm_mask": _diffusion("mask"),  # label map concatenated as input channels (vs pix2pix)
 }
 
 
 def build(name: str, image_size, hp: dict, n_classes: int = 0) -> tuple[nn.Module, nn.Module]:
     return VARIANTS[name].build(tuple(image_size), hp, n_classes)
+
+
+def for_sampling(G: nn.Module, model: dict, settings: dict, seed: int) -> nn.Module:
+    """The callable medgan.sample draws images from: a GAN's G itself, a DDPM's DDIM sampler."""
+    sampler = VARIANTS[model["variant"]].sampler
+    return sampler(G, model, settings, seed) if sampler else G
