@@ -151,17 +151,26 @@ def bootstrap_replicates(statistics: Callable[..., list[float]], sizes: tuple[in
 def bootstrap_cis(statistics: Callable[..., list[float]], sizes: tuple[int, ...], inp: Inputs,
                   desc: str = "bootstrap", clusters=None) -> list[tuple[float, float] | None] | None:
     """Like bootstrap_ci for a statistic returning several numbers at once (one CI each).
-    Non-finite replicates are dropped; a CI needs at least half of the replicates."""
+    Non-finite replicates are dropped; a CI needs at least half of the replicates.
+
+    The percentile interval is shifted by the bootstrap's estimate of the statistic's bias
+    (median of the replicates minus the value on the sets themselves): resampling with
+    replacement duplicates images, and set distances (FID, FRD) grow and k-NN scores (PRDC)
+    move when a set holds copies, so a plain percentile interval of such a metric can miss its
+    own value (seen on the demo's baseline: FID 16.5, percentile interval [18.0, 24.7]). For an
+    unbiased statistic (a mean over pairs) the shift is ~0 and the interval is the percentile one."""
     replicates = bootstrap_replicates(statistics, sizes, inp, desc, clusters)
     if replicates is None:
         return None
+    estimates = np.asarray(statistics(*(np.arange(n) for n in sizes)), dtype=float)
     n_boot = len(replicates)
     cis = []
-    for column in replicates.T:
+    for column, estimate in zip(replicates.T, estimates):
         column = column[np.isfinite(column)]
         if len(column) < max(2, n_boot // 2):
             cis.append(None)
         else:
-            low, high = np.percentile(column, [2.5, 97.5])
+            shift = float(np.median(column) - estimate) if np.isfinite(estimate) else 0.0
+            low, high = np.percentile(column, [2.5, 97.5]) - shift
             cis.append((float(low), float(high)))
     return cis
