@@ -146,3 +146,23 @@ def test_each_seed_config_trains_a_few_steps_on_phantoms(path, project):
         # g_steps: G's optimiser stepped g_steps times per batch
         adam_steps = next(iter(trainer.opt_g.state.values()))["step"]
         assert int(adam_steps) == 2 * trainer.train_cfg["g_steps"]
+
+
+def test_fid_at_the_thesis_n_is_reported_with_the_spread_of_its_draws():
+    from types import SimpleNamespace
+
+    from medgan.metrics import fid, fid_small
+
+    rng = np.random.default_rng(0)
+    real, fake = rng.normal(size=(300, 16)), rng.normal(size=(300, 16))  # one distribution
+    weights = SimpleNamespace(record=lambda: {"file": "test"})
+    features = SimpleNamespace(inception_available=lambda: None, inception_weights=lambda: weights,
+                               get=lambda kind, which: which)
+    inp = SimpleNamespace(real=real, fake=fake, features=features, seed=0,
+                          settings={"fid_small_n": 29, "bootstrap": 50})
+    entry = fid_small.compute(inp)["fid_small"]
+    full = fid.frechet(real, fake)
+    assert entry["n_real"] == entry["n_fake"] == 29
+    assert entry["ci_low"] > 3 * full  # 29 vs 29 of one distribution is far from 0 ...
+    assert entry["ci_high"] - entry["ci_low"] > full  # ... and moves with the draw
+    assert seed_params(REPO / "configs/seeds/lits_thesis.yaml")["evaluate"]["fid_small_n"] == 29
