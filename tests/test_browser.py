@@ -157,7 +157,7 @@ def test_report_renders_offline_with_every_image_loaded(pipeline, browser):
     assert "params hash" in browser.find_element("tag name", "header").text
     links = browser.execute_script(
         "return [...document.querySelectorAll('[src], [href]')].map(e => e.getAttribute('src') || e.getAttribute('href'));")
-    assert all(u.startswith(("data:", "#", "turing/")) for u in links), [u for u in links if not u.startswith("data:")]
+    assert all(u.startswith(("data:", "#", "turing/", "explore/")) for u in links), [u for u in links if not u.startswith("data:")]
     seen = requests_seen(browser)
     of_report = [url for document, url in seen if document == page.as_uri()]
     assert page.as_uri() in of_report and any(u.startswith("data:image/png") for u in of_report)

@@ -432,7 +432,9 @@ def build(params: dict) -> Path:
             continue
         table = table_view(metric_table(params, dataset))
         sections = [experiment_section(params, n) for n in tqdm(names, desc=f"report {dataset}", unit="experiment")]
+        explore = Path(paths.EXPLORE.format(dataset=dataset))
         datasets.append({"name": dataset, "table": table,
+                         "explore": explore.relative_to(Path(paths.REPORT).parent).as_posix() if explore.exists() else None,
                          "window": params["datasets"][dataset].get("window"), "experiments": sections})
     page = render("report.html.j2", datasets=datasets, version=__version__, commit=git_commit(),
                   params_hash=params_hash(params), seed=params["seed"],

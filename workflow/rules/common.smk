@@ -81,7 +81,12 @@ def report_inputs():
         *[out for pattern in per_experiment for out in expand(pattern, experiment=experiments)],
         *expand(paths.BASELINE, dataset=list(PARAMS["datasets"])),
         *expand(paths.SLICES, dataset=list(PARAMS["datasets"])),
+        *expand(paths.EXPLORE, dataset=list(PARAMS["datasets"])),
     ]
+
+
+def experiments_of_dataset(wildcards):
+    return [n for n, e in PARAMS["experiments"].items() if e["dataset"] == wildcards.dataset]
 
 
 def turing_answer_files(wildcards):
@@ -100,5 +105,6 @@ def final_outputs():
         *expand(paths.PROGRESS, experiment=experiments),
         *expand(paths.TRAIN_LOG, experiment=experiments),
         *expand(paths.SLICES, dataset=list(PARAMS["datasets"])),
+        *expand(paths.EXPLORE, dataset=list(PARAMS["datasets"])),
         paths.REPORT,
     ]
