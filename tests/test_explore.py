@@ -10,7 +10,7 @@ import pytest
 
 from medgan import cli, explore, paths, sample, train
 
-PAGE_LIMIT = 2_000_000  # bytes, the tiny pipeline's page (the demo's: README)
+PAGE_LIMIT = 1_500_000  # bytes, the tiny pipeline's page (the demo's: README)
 
 
 def page_data(page: str) -> dict:
