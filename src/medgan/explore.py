@@ -6,7 +6,7 @@ classes, as seed 001 trained its widget on COVID and non-COVID scans). Real imag
 held-out, by class) and every experiment's generated images are placed on that 2-D map: hovering
 a point shows its image. Clicking anywhere shows the decoder's image at that point, from a grid
 of decoded images computed here (not a decoder run in the page: a 16x16 grid of PNGs costs
-~0.5 MB and answers at once, while onnxruntime-web alone is ~10 MB of wasm to vendor). Per
+~0.5 MB and answers at once, while onnxruntime-web 1.30.0's smallest wasm alone is 14.2 MB). Per
 unconditional GAN experiment: sliders along its generator's main latent directions (GANSpace:
 PCA of the generated images' features, regressed back onto the latents) and lerp/slerp paths
 between chosen samples (seed 001's "progression"), each image also placed on the map.
