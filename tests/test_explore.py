@@ -57,3 +57,9 @@ def test_map_coordinates_invert_to_codes():
 def test_explore_of_an_unknown_dataset_is_one_clear_error(params, capsys):
     assert cli.main(["explore", "nope"]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_large_and_non_square_datasets_are_explored_at_a_small_size():
+    assert explore.explore_size((64, 64)) == (64, 64)
+    assert explore.explore_size((336, 504)) == (64, 96)  # seed 003's size, aspect kept
+    assert explore.explore_size((128, 128)) == (96, 96)

@@ -42,6 +42,8 @@ N_LATENTS = 256
 COMPONENTS = 3
 STEPS = 9
 PATH_SAMPLES = 4
+MAX_SIDE = 96  # the explorer's images (and autoencoder) at most this many pixels a side
+CHUNK = 16  # latents per generator call (a 336x504 generator's activations are large)
 
 
 class Autoencoder(nn.Module):
@@ -78,6 +80,17 @@ def train_autoencoder(images: np.ndarray, seed: int) -> Autoencoder:
 @torch.no_grad()
 def encode(model: Autoencoder, images: np.ndarray) -> np.ndarray:
     return model.encoder(torch.from_numpy(images.reshape(len(images), -1))).numpy()
+
+
+def explore_size(size) -> tuple[int, int]:
+    """The dataset's image size, scaled down (aspect kept) to at most MAX_SIDE a side."""
+    factor = min(1.0, MAX_SIDE / max(size))
+    return max(8, round(size[0] * factor)), max(8, round(size[1] * factor))
+
+
+@torch.no_grad()
+def generated(G, z: torch.Tensor, label) -> torch.Tensor:
+    return torch.cat([G(part, label(len(part))).float() for part in z.split(CHUNK)])
 
 
 def png(image: np.ndarray) -> str:
@@ -159,7 +172,7 @@ def latent_directions(G, z_dim: int, label, seed: int) -> tuple[np.ndarray, np.n
     least squares from the PCA coordinates back to the latents gives one latent direction per
     component. Returns (directions k x z_dim, the components' standard deviations)."""
     z = torch.randn(N_LATENTS, z_dim, generator=torch.Generator().manual_seed(seed))
-    features = gan_features(G(z, label(N_LATENTS)))
+    features = gan_features(generated(G, z, label))
     centred = features - features.mean(0)
     _, singular, vt = np.linalg.svd(centred, full_matrices=False)
     coords = centred @ vt[:COMPONENTS].T
@@ -179,7 +192,7 @@ def gan_section(params: dict, name: str, model_ae: Autoencoder, scale: MapScale,
     label = (lambda n: torch.zeros(n, dtype=torch.long)) if conditional else (lambda n: None)
 
     def shown(z: torch.Tensor) -> list[dict]:
-        out = G(z, label(len(z))).add(1).div(2).clamp(0, 1)
+        out = generated(G, z, label).add(1).div(2).clamp(0, 1)
         images = np.stack([resized(im[0].numpy(), size) for im in out])
         xy = scale.to_map(encode(model_ae, images))
         return [{"src": png(im), "x": float(p[0]), "y": float(p[1])} for im, p in zip(images, xy)]
@@ -214,7 +227,7 @@ def resized(image: np.ndarray, size) -> np.ndarray:
 def build(params: dict, dataset: str) -> dict:
     """Write results/explore/<dataset>.html; returns what it placed (counts), for the CLI."""
     config.dataset(params, dataset)
-    size = tuple(params["datasets"][dataset]["image_size"])
+    size = explore_size(params["datasets"][dataset]["image_size"])
     manifest = evaluate.manifest_with_files(dataset)
     train_images = load_gray(list(manifest.loc[manifest["split"] == "train", "file"]), size)
     if len(train_images) < 2:
