@@ -157,7 +157,7 @@ def test_report_renders_offline_with_every_image_loaded(pipeline, browser):
     assert "params hash" in browser.find_element("tag name", "header").text
     links = browser.execute_script(
         "return [...document.querySelectorAll('[src], [href]')].map(e => e.getAttribute('src') || e.getAttribute('href'));")
-    assert all(u.startswith(("data:", "#", "turing/")) for u in links), [u for u in links if not u.startswith("data:")]
+    assert all(u.startswith(("data:", "#", "turing/", "explore/")) for u in links), [u for u in links if not u.startswith("data:")]
     seen = requests_seen(browser)
     of_report = [url for document, url in seen if document == page.as_uri()]
     assert page.as_uri() in of_report and any(u.startswith("data:image/png") for u in of_report)
@@ -233,3 +233,55 @@ def test_turing_test_taken_in_the_browser_and_scored(pipeline, browser, tmp_path
     run(["snakemake", "--cores", "2"], root, env)
     text = (root / "results/report.html").read_text()
     assert "keyreader" in text and "randomreader" in text and "Fleiss" in text
+
+
+EXPLORE_PAGE_LIMIT = 1_500_000  # bytes: the tiny pipeline's explorer page (the demo's: README)
+
+
+def test_explorer_hover_click_and_sliders_change_the_image_offline(pipeline, browser):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    root, _ = pipeline
+    page = root / "results/explore/tiny.html"
+    assert page.stat().st_size < EXPLORE_PAGE_LIMIT
+    assert 'href="explore/tiny.html"' in (root / "results/report.html").read_text()
+    browser.get("about:blank")
+    requests_seen(browser)
+    browser.get(page.as_uri())
+    wait_for(lambda: browser.execute_script("return document.readyState") == "complete", what="page load")
+    canvas = browser.find_element(By.ID, "map")
+    shown = lambda: browser.find_element(By.ID, "shown").get_attribute("src")  # noqa: E731
+    # canvas pixel -> offset from the element's centre (selenium moves relative to the centre)
+    size = browser.execute_script("const r = arguments[0].getBoundingClientRect(); return [r.width, r.height];", canvas)
+    point = browser.execute_script("""
+        const g = DATA.groups.findIndex(g => g.points.length), [x, y, i] = DATA.groups[g].points.at(-1);
+        return [px(x), py(y), DATA.images[i]];""")
+    scale = size[0] / 600
+    before = shown()
+    ActionChains(browser).move_to_element_with_offset(canvas, int(point[0] * scale - size[0] / 2),
+                                                      int(point[1] * scale - size[1] / 2)).perform()
+    wait_for(lambda: shown() == point[2], what="the hovered point's image")
+    assert point[2] != before or browser.execute_script("return DATA.images.length") == 1
+    decoded = set(browser.execute_script("return DATA.decoded;"))
+    first, second = [], []
+    for corner, store in (((-0.45, -0.45), first), ((0.45, 0.45), second)):
+        ActionChains(browser).move_to_element_with_offset(canvas, int(corner[0] * size[0]), int(corner[1] * size[1])) \
+            .click().perform()
+        store.append(shown())
+    assert first[0] in decoded and second[0] in decoded and first[0] != second[0]  # the decoder's images
+    assert browser.find_element(By.ID, "shown").get_attribute("data-source") == "decoder"
+    gan = next(iter(TINY["experiments"]))
+    image = lambda: browser.find_element(By.ID, f"gan-{gan}-image").get_attribute("src")  # noqa: E731
+    start = image()
+    slider = browser.find_element(By.ID, f"gan-{gan}-c1")
+    browser.execute_script("arguments[0].value = 0; arguments[0].dispatchEvent(new Event('input'));", slider)
+    assert image() != start
+    path = browser.find_element(By.ID, f"gan-{gan}-path")
+    browser.execute_script("arguments[0].value = 0; arguments[0].dispatchEvent(new Event('input'));", path)
+    one_end = image()
+    browser.execute_script("arguments[0].value = arguments[0].max; arguments[0].dispatchEvent(new Event('input'));", path)
+    assert image() != one_end
+    seen = requests_seen(browser)
+    assert all(u.startswith(("file://", "data:")) for d, u in seen if d == page.as_uri()), seen
+    assert not [u for _, u in seen if u.startswith(("http:", "https:", "ws:", "wss:"))]

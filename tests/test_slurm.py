@@ -33,7 +33,7 @@ MUNGE_SOCKET = Path("/run/munge/munge.socket.2")  # configless slurmd only knows
 CONFIGLESS_LINK = Path("/run/slurm/conf")
 BINARIES = ["slurmctld", "slurmd", "sbatch", "squeue", "sinfo", "munged"]
 WORKFLOW_LIMIT_S = 900  # the whole tiny workflow through Slurm; ~2 min on 2 cores
-STAGES = ("phantoms", "prepare", "train", "sample", "evaluate", "summarize", "turing", "report")  # resources sections
+STAGES = ("phantoms", "prepare", "train", "sample", "evaluate", "summarize", "turing", "report", "explore")  # resources sections
 
 # Small jobs so that the 2-CPU test node runs two at once; train asks for both CPUs, which
 # checks that params.yaml's threads reach sbatch as --cpus-per-task.
@@ -270,7 +270,7 @@ def test_the_profile_runs_the_demo_through_sbatch_and_matches_a_local_run(cluste
     units = json.loads((on_slurm / paths.UNIT_LIST.format(dataset="tiny")).read_text())["units"]
     assert len(units) == TINY["phantoms"]["tiny"]["n_cases"]  # ingest: one small job per raw case
     expected = {"phantoms": 1, "prepare_units": 1, "prepare_unit": len(units), "prepare": 1, "train": 2,
-                "sample": 2, "evaluate": 2, "baseline": 1, "summarize": 1, "turing": 2, "report": 1}
+                "sample": 2, "evaluate": 2, "baseline": 1, "summarize": 1, "turing": 2, "report": 1, "explore": 1}
     assert {rule: len(v) for rule, v in by_rule.items()} == expected, listed
     assert all(state == "COMPLETED" for v in by_rule.values() for _, state, _ in v), listed
     assert all(cpus == 2 for _, _, cpus in by_rule["train"]), f"train's threads did not reach sbatch:\n{listed}"

@@ -26,10 +26,12 @@ VERBS = {
     "turing-score": "score readers' answer CSVs of EXPERIMENT's Turing test (per reader, pooled, Fleiss' kappa)",
     "report": "one self-contained HTML page of every result (results/report.html)",
     "env": "print what made results here (versions, commit, device) and check it against the lock",
+    "explore": "latent-space explorer of DATASET: real and generated images on an autoencoder's 2-D map, "
+               "GAN latent sliders and paths (results/explore/DATASET.html, opens offline)",
 }
 TARGETS = {"phantoms": "NAME", "check-data": "DATASET", "prepare": "DATASET", "train": "EXPERIMENT",
            "sample": "EXPERIMENT", "evaluate": "EXPERIMENT", "baseline": "DATASET",
-           "turing": "EXPERIMENT", "turing-score": "EXPERIMENT"}
+           "turing": "EXPERIMENT", "turing-score": "EXPERIMENT", "explore": "DATASET"}
 
 
 def variant_names() -> list[str]:
@@ -145,6 +147,12 @@ def run(args: argparse.Namespace) -> None:
               f"{key['n_synthetic']} synthetic images, test {key['test_id']}")
     elif args.verb == "turing-score":
         run_turing_score(args, params)
+    elif args.verb == "explore":
+        from . import explore
+
+        placed = explore.build(params, args.target)
+        print(f"{paths.EXPLORE.format(dataset=args.target)}: {placed['points']} images on the map, "
+              f"{placed['gans']} generator(s) with sliders, {placed['bytes'] / 1e6:.1f} MB")
     elif args.verb == "report":
         from . import report
 

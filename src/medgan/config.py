@@ -274,6 +274,10 @@ def stage_params(params: dict, stage: str, target: str | None = None) -> dict:
         return {"seed": params["seed"], "evaluate": params["evaluate"]}
     if stage == "turing":
         return {"seed": params["seed"], "turing": params["turing"], "real_split": params["evaluate"]["real_split"]}
+    if stage == "explore":
+        return {"seed": params["seed"], "dataset": params["datasets"][target],
+                "real_split": params["evaluate"]["real_split"],
+                "experiments": {n: e for n, e in params["experiments"].items() if e["dataset"] == target}}
     if stage == "report":
         return {"seed": params["seed"], "experiments": params["experiments"],
                 "real_split": params["evaluate"]["real_split"]}

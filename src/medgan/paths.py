@@ -21,6 +21,7 @@ TURING_PAGE = "results/turing/{experiment}/index.html"  # hand this one file to 
 TURING_KEY = "results/turing/{experiment}/key.json"     # never referenced by the page
 TURING_ANSWERS = "results/turing/{experiment}/answers"  # readers' exported CSVs (not a stage output)
 REPORT = "results/report.html"
+EXPLORE = "results/explore/{dataset}.html"  # latent-space explorer, one page per dataset
 CACHE = "results/cache"
 # what made each metrics file (not DVC metrics: results.py, provenance.py)
 EVALUATE_PROVENANCE = "results/provenance/evaluate/{experiment}.json"

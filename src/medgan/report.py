@@ -412,7 +412,9 @@ def build(params: dict) -> Path:
         table = table_view(headline)
         answer = [strip_markdown(line) for line in summary.answer(headline)]
         sections = [experiment_section(params, n) for n in tqdm(names, desc=f"report {dataset}", unit="experiment")]
+        explore = Path(paths.EXPLORE.format(dataset=dataset))
         datasets.append({"name": dataset, "table": table, "answer": answer,
+                         "explore": explore.relative_to(Path(paths.REPORT).parent).as_posix() if explore.exists() else None,
                          "window": params["datasets"][dataset].get("window"), "experiments": sections})
     page = render("report.html.j2", datasets=datasets, version=__version__, commit=git_commit(),
                   params_hash=params_hash(params), seed=params["seed"],

@@ -290,7 +290,12 @@ class GANStep:
             with self.autocast(), (contextlib.nullcontext() if last else torch.no_grad()):
                 fake = self.generate(self.G_run, batch, rng)
             d_metrics = self.discriminator_step(batch, fake)
-        metrics = {**d_metrics, **self.generator_step(batch, fake), "lr": self.opt_g.param_groups[0]["lr"]}
+        g_metrics = self.generator_step(batch, fake)
+        for _ in range(cfg["g_steps"] - 1):  # more G updates on this batch, each on fresh noise
+            with self.autocast():
+                fake = self.generate(self.G_run, batch, rng)
+            g_metrics = self.generator_step(batch, fake)
+        metrics = {**d_metrics, **g_metrics, "lr": self.opt_g.param_groups[0]["lr"]}
         metrics["spread"] = sample_spread(fake, batch.images)
         for scheduler in self.schedulers:  # once per G step, after the optimisers stepped
             scheduler.step()

@@ -9,7 +9,7 @@ from typing import Callable
 
 from torch import nn
 
-from . import inpaint, networks
+from . import blocks, inpaint, networks
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,10 @@ def _wgan_gp(size, hp, n_classes):
                                         minibatch_std=hp["minibatch_std"]))
 
 
+def _seednet(size, hp, n_classes):
+    return blocks.build(hp["network"], size, hp["z_dim"], hp["spectral_norm"])
+
+
 def _pix2pix(size, hp, n_classes):
     return (networks.UnetGenerator(size, 1, 1, hp["ngf"], hp["dropout"]),
             networks.PatchDiscriminator(2, hp["ndf"], hp["n_layers_d"], hp["spectral_norm"]))
@@ -89,6 +93,7 @@ VARIANTS = {
     "dcgan": Variant(_dcgan),
     "cgan": Variant(_cgan, conditional=True),
     "wgan_gp": Variant(_wgan_gp),
+    "seednet": Variant(_seednet),  # a seed's own networks, by name (medgan.blocks)
     "pix2pix": Variant(_pix2pix, paired=True, condition=_label_map_condition),
     "pix2pix_inpaint": Variant(_pix2pix_inpaint, paired=True, condition=inpaint.training_condition, paints=True),
     "ddpm": _diffusion("none"),

@@ -101,7 +101,12 @@ def report_inputs():
         ],
         *expand(paths.BASELINE, dataset=list(PARAMS["datasets"])),
         *expand(paths.SLICES, dataset=list(PARAMS["datasets"])),
+        *expand(paths.EXPLORE, dataset=list(PARAMS["datasets"])),
     ]
+
+
+def experiments_of_dataset(wildcards):
+    return [n for n, e in PARAMS["experiments"].items() if e["dataset"] == wildcards.dataset]
 
 
 def turing_answer_files(wildcards):
@@ -122,5 +127,6 @@ def final_outputs():
         *expand(paths.PROGRESS, experiment=experiments),
         *expand(paths.TRAIN_LOG, experiment=experiments),
         *expand(paths.SLICES, dataset=list(PARAMS["datasets"])),
+        *expand(paths.EXPLORE, dataset=list(PARAMS["datasets"])),
         paths.REPORT,
     ]

@@ -9,10 +9,11 @@ A module raises common.MetricSkipped(reason) when it cannot run at all.
 
 from __future__ import annotations
 
-from . import diversity, fid, frd, kid, memorisation, paired, prdc, relative, utility
+from . import diversity, fid, fid_small, frd, kid, memorisation, paired, prdc, relative, utility
 
 REGISTRY = {
     "fid": fid,
+    "fid_small": fid_small,
     "kid": kid,
     "frd": frd,
     "relative": relative,
