@@ -14,6 +14,7 @@ include: "workflow/rules/phantoms.smk"
 include: "workflow/rules/prepare.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/sample.smk"
+include: "workflow/rules/synthesize.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 

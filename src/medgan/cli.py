@@ -25,10 +25,12 @@ VERBS = {
     "turing": "visual Turing test page of EXPERIMENT (results/turing/EXPERIMENT/index.html, key.json beside it)",
     "turing-score": "score readers' answer CSVs of EXPERIMENT's Turing test (per reader, pooled, Fleiss' kappa)",
     "report": "one self-contained HTML page of every result (results/report.html)",
+    "synthesize": "edit EXPERIMENT's training label maps (add, grow, shrink, move, remove lesions; sizes in mm) and "
+                  "render them through its mask -> image model into data/synthetic/EXPERIMENT (image/mask pairs + manifest)",
 }
 TARGETS = {"phantoms": "NAME", "check-data": "DATASET", "prepare": "DATASET", "train": "EXPERIMENT",
            "sample": "EXPERIMENT", "evaluate": "EXPERIMENT", "baseline": "DATASET",
-           "turing": "EXPERIMENT", "turing-score": "EXPERIMENT"}
+           "turing": "EXPERIMENT", "turing-score": "EXPERIMENT", "synthesize": "EXPERIMENT"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -129,6 +131,12 @@ def run(args: argparse.Namespace) -> None:
               f"{key['n_synthetic']} synthetic images, test {key['test_id']}")
     elif args.verb == "turing-score":
         run_turing_score(args, params)
+    elif args.verb == "synthesize":
+        from . import synthesize
+
+        manifest = synthesize.synthesize(params, args.target)
+        print(f"{paths.path(paths.SYNTHETIC, experiment=args.target)}: {len(manifest)} image/mask pairs "
+              f"({', '.join(f'{k} {v}' for k, v in manifest['edit'].value_counts().sort_index().items())})")
     elif args.verb == "report":
         from . import report
 

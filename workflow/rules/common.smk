@@ -72,6 +72,13 @@ def slices_of_experiment(wildcards):
     return paths.SLICES.format(dataset=PARAMS["experiments"][wildcards.experiment]["dataset"])
 
 
+def synthetic_of_experiment(wildcards):
+    """The experiment's synthetic set when the pipeline makes one (segmentation_utility reads it)."""
+    if wildcards.experiment in PARAMS["synthesize"]["experiments"]:
+        return [paths.SYNTHETIC.format(experiment=wildcards.experiment)]
+    return []
+
+
 def report_inputs():
     """Every file the report reads (the Turing answers are found by `turing_answer_files`)."""
     experiments = list(PARAMS["experiments"])
@@ -100,5 +107,6 @@ def final_outputs():
         *expand(paths.PROGRESS, experiment=experiments),
         *expand(paths.TRAIN_LOG, experiment=experiments),
         *expand(paths.SLICES, dataset=list(PARAMS["datasets"])),
+        *expand(paths.SYNTHETIC, experiment=PARAMS["synthesize"]["experiments"]),
         paths.REPORT,
     ]

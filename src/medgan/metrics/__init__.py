@@ -9,7 +9,7 @@ A module raises common.MetricSkipped(reason) when it cannot run at all.
 
 from __future__ import annotations
 
-from . import diversity, fid, frd, kid, memorisation, paired, prdc, relative, utility
+from . import diversity, fid, frd, kid, memorisation, paired, prdc, relative, segmentation, utility
 
 REGISTRY = {
     "fid": fid,
@@ -21,4 +21,5 @@ REGISTRY = {
     "memorisation": memorisation,
     "paired": paired,
     "utility": utility,
+    "segmentation_utility": segmentation,
 }
