@@ -93,11 +93,19 @@ def lesion_contrast_summary(folder: Path, manifest: pd.DataFrame, slices: Path, 
 
 # -- the U-Net arms ----------------------------------------------------------------------------
 
-def build_unet(channels):
+def build_unet(channels, prevalence: float):
+    """MONAI's UNet with batch norm; its output bias starts at the lesion prevalence's logit
+    (the RetinaNet prior), else the first hundreds of steps only learn that lesions are rare."""
+    import torch
     from monai.networks.nets import UNet
 
-    return UNet(spatial_dims=2, in_channels=1, out_channels=1, channels=tuple(channels),
-                strides=(2,) * (len(channels) - 1), num_res_units=1)
+    model = UNet(spatial_dims=2, in_channels=1, out_channels=1, channels=tuple(channels),
+                 strides=(2,) * (len(channels) - 1), num_res_units=1, norm="batch")
+    last = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))][-1]
+    p = min(max(prevalence, 1e-4), 0.5)
+    with torch.no_grad():
+        last.bias.fill_(float(np.log(p / (1 - p))))
+    return model
 
 
 def train_unet(pools: list[tuple[np.ndarray, np.ndarray]], shares: list[float], settings: dict, seed: int):
@@ -108,9 +116,10 @@ def train_unet(pools: list[tuple[np.ndarray, np.ndarray]], shares: list[float], 
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model = build_unet(settings["channels"])
+    prevalence = sum(share * float(y.mean()) for (_, y), share in zip(pools, shares))
+    model = build_unet(settings["channels"], prevalence)
     optimiser = torch.optim.Adam(model.parameters(), lr=settings["lr"])
-    loss_fn = DiceCELoss(sigmoid=True)
+    loss_fn = DiceCELoss(sigmoid=True, batch=True)  # one Dice over the batch: most slices have no lesion
     batch = settings["batch_size"]
     counts = [int(round(s * batch)) for s in shares]
     counts[-1] = batch - sum(counts[:-1])
