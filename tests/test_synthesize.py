@@ -226,3 +226,25 @@ def test_synthesize_has_help(capsys):
     with pytest.raises(SystemExit):
         cli.main(["synthesize", "--help"])
     assert "data/synthetic/EXPERIMENT" in capsys.readouterr().out
+
+
+def test_summary_lists_the_segmentation_arms_with_cis(monkeypatch):
+    from medgan import summary
+
+    def entry(value):
+        return {"value": value, "ci_low": value - 0.1, "ci_high": value + 0.1, "n_real": 40, "n_fake": 0,
+                "n_patients": 4, "n_train": 120}
+
+    metrics = {f"segmentation_{arm}_{stat}": entry(v) for arm, v in zip(segmentation.ARMS, (0.5, 0.6, 0.3))
+               for stat in ("dice", "lesion_sensitivity")}
+    metrics["segmentation_chance_dice"] = {"value": 0.01}
+    monkeypatch.setattr(summary, "records", lambda params: [
+        ({"experiment": "lits_pix2pix"}, metrics),
+        ({"experiment": "lits_dcgan"}, {"segmentation_real_dice": {"skipped": "no synthetic set"}}),
+        ({"experiment": "baseline: real vs real"}, metrics)])
+    lines = summary.segmentation_section({})
+    rows = [line for line in lines if line.startswith("| lits_pix2pix")]
+    assert [r.split(" | ")[1] for r in rows] == ["real pairs", "real + synthetic", "synthetic only"]
+    assert "0.6 [0.5, 0.7]" in rows[1] and "40 / 4" in rows[1] and not any("lits_dcgan" in line for line in lines)
+    monkeypatch.setattr(summary, "records", lambda params: [({"experiment": "x"}, {})])
+    assert summary.segmentation_section({}) == []
