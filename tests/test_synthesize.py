@@ -4,7 +4,6 @@ the organ, the synthetic set readable as a dataset, and the segmentation-utility
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 from scipy import ndimage
 

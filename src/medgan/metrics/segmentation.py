@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 from scipy import ndimage
+from tqdm import tqdm
 
 from .. import paths
 from ..labels import Encoding, encoding_of
@@ -108,7 +109,8 @@ def build_unet(channels, prevalence: float):
     return model
 
 
-def train_unet(pools: list[tuple[np.ndarray, np.ndarray]], shares: list[float], settings: dict, seed: int):
+def train_unet(pools: list[tuple[np.ndarray, np.ndarray]], shares: list[float], settings: dict, seed: int,
+               desc: str = "U-Net"):
     """Fit build_unet on image pools ((N, H, W) uint8 images, (N, H, W) bool lesions); each
     batch draws round(share x batch) images from each pool."""
     import torch
@@ -124,7 +126,7 @@ def train_unet(pools: list[tuple[np.ndarray, np.ndarray]], shares: list[float], 
     counts = [int(round(s * batch)) for s in shares]
     counts[-1] = batch - sum(counts[:-1])
     model.train()
-    for _ in range(settings["iterations"]):
+    for _ in tqdm(range(settings["iterations"]), desc=desc, unit="step", leave=False):
         xs, ys = [], []
         for (x, y), n in zip(pools, counts):
             if n > 0:
@@ -178,7 +180,7 @@ def pools_of(inp, encoding: Encoding):
     synthetic_manifest = pd.read_csv(inp.synthetic / "manifest.csv", dtype={"case": str})
     synthetic = (read_images(inp.synthetic, synthetic_manifest["path"]),
                  read_masks(inp.synthetic, synthetic_manifest["mask_path"]) == lesion)
-    return real, synthetic, held_out, synthetic_manifest
+    return real, synthetic, held_out
 
 
 def compute(inp) -> dict:
@@ -189,13 +191,13 @@ def compute(inp) -> dict:
                             "`medgan synthesize EXPERIMENT`")
     encoding = encoding_of(inp.dataset)
     settings = inp.settings["segmentation"]
-    real, synthetic, (test_x, test_y, cases), synthetic_manifest = pools_of(inp, encoding)
+    real, synthetic, (test_x, test_y, cases) = pools_of(inp, encoding)
     ratio = settings["synthetic_ratio"]
     arms = {"real": ([real], [1.0]), "mixed": ([real, synthetic], [1 - ratio, ratio]),
             "synthetic": ([synthetic], [1.0])}
     out = {}
     for arm, (pools, shares) in arms.items():
-        model = train_unet(pools, shares, settings, inp.seed)
+        model = train_unet(pools, shares, settings, inp.seed, f"U-Net on {arm} pairs")
         counts = per_slice_counts(predict(model, test_x), test_y)
         values = scores(counts)
         cis = bootstrap_cis(lambda i: scores(counts[i]), (len(counts),), inp, f"segmentation {arm}", [cases]) \
@@ -216,11 +218,11 @@ def compute(inp) -> dict:
     chance = 2 * prevalence * test_prevalence / (prevalence + test_prevalence) if prevalence + test_prevalence else 0.0
     out["segmentation_chance_dice"] = number(chance, inp, None, len(test_x), 0,
                                              of="random pixels at the training lesion prevalence")
-    out.update(contrast_entries(inp, synthetic_manifest, encoding))
+    out.update(contrast_entries(inp))
     return out
 
 
-def contrast_entries(inp, synthetic_manifest: pd.DataFrame, encoding: Encoding) -> dict:
+def contrast_entries(inp) -> dict:
     """The synthetic set's lesion contrast (its synthesize.json) as two entries."""
     import json
 
