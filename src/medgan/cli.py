@@ -28,10 +28,13 @@ VERBS = {
     "env": "print what made results here (versions, commit, device) and check it against the lock",
     "explore": "latent-space explorer of DATASET: real and generated images on an autoencoder's 2-D map, "
                "GAN latent sliders and paths (results/explore/DATASET.html, opens offline)",
+    "synthesize": "edit EXPERIMENT's training label maps (add, grow, shrink, move, remove lesions; sizes in mm) and "
+                  "render them through its mask -> image model into data/synthetic/EXPERIMENT (image/mask pairs + manifest)",
 }
 TARGETS = {"phantoms": "NAME", "check-data": "DATASET", "prepare": "DATASET", "train": "EXPERIMENT",
            "sample": "EXPERIMENT", "evaluate": "EXPERIMENT", "baseline": "DATASET",
-           "turing": "EXPERIMENT", "turing-score": "EXPERIMENT", "explore": "DATASET"}
+           "turing": "EXPERIMENT", "turing-score": "EXPERIMENT", "explore": "DATASET",
+           "synthesize": "EXPERIMENT"}
 
 
 def variant_names() -> list[str]:
@@ -153,6 +156,12 @@ def run(args: argparse.Namespace) -> None:
         placed = explore.build(params, args.target)
         print(f"{paths.EXPLORE.format(dataset=args.target)}: {placed['points']} images on the map, "
               f"{placed['gans']} generator(s) with sliders, {placed['bytes'] / 1e6:.1f} MB")
+    elif args.verb == "synthesize":
+        from . import synthesize
+
+        manifest = synthesize.synthesize(params, args.target)
+        print(f"{paths.path(paths.SYNTHETIC, experiment=args.target)}: {len(manifest)} image/mask pairs "
+              f"({', '.join(f'{k} {v}' for k, v in manifest['edit'].value_counts().sort_index().items())})")
     elif args.verb == "report":
         from . import report
 

@@ -98,8 +98,26 @@ def _check_references(params: dict, source: str) -> None:
                 problems.append(str(err).split("\n", 1)[1])
     for name, dataset in params["datasets"].items():
         problems += [f"  - at 'datasets.{name}.{key}': {text}" for key, text in _dataset_problems(dataset)]
+    problems += [f"  - at 'synthesize.{key}': {text}" for key, text in _synthesize_problems(params)]
     if problems:
         raise ConfigError(f"{source} is invalid:\n" + "\n".join(problems))
+
+
+def _synthesize_problems(params: dict) -> list[tuple[str, str]]:
+    settings = params["synthesize"]
+    problems = []
+    for i, name in enumerate(settings["experiments"]):
+        exp = params["experiments"].get(name)
+        if exp is None:
+            problems.append((f"experiments[{i}]", f"unknown experiment '{name}' (known: {', '.join(params['experiments'])})"))
+        elif exp["variant"] not in PAIRED_VARIANTS:
+            problems.append((f"experiments[{i}]", f"'{name}' is a {exp['variant']} experiment; synthesis needs a "
+                                                  f"label map -> image one (pix2pix, pix2pix_inpaint)"))
+    for key in ("add_count", "radius_mm", "grow_mm", "shrink_mm"):
+        low, high = settings[key]
+        if low > high:
+            problems.append((key, f"[{low}, {high}]: the first value is the minimum — swap them"))
+    return problems
 
 
 LAYOUTS_OF_KIND = {"volumes": ("lits", "msd", "custom"), "class_folders": ("covid_ct", "brain_mri", "custom", "lits"),
@@ -271,7 +289,12 @@ def stage_params(params: dict, stage: str, target: str | None = None) -> dict:
     if stage == "sample":
         return {"seed": params["seed"], "sample": params["sample"]}
     if stage == "evaluate":
-        return {"seed": params["seed"], "evaluate": params["evaluate"]}
+        return {"seed": params["seed"], "evaluate": params["evaluate"],
+                "segmentation": params["synthesize"]["segmentation"]}
+    if stage == "synthesize":
+        return {"seed": params["seed"], "synthesize": {k: v for k, v in params["synthesize"].items()
+                                                       if k not in ("experiments", "segmentation")},
+                "dropout": params["sample"]["dropout"]}
     if stage == "turing":
         return {"seed": params["seed"], "turing": params["turing"], "real_split": params["evaluate"]["real_split"]}
     if stage == "explore":

@@ -97,7 +97,8 @@ def samples_with_files(name: str) -> pd.DataFrame:
 def inputs_for(params: dict, dataset: str, real: ImageSet, fake: ImageSet, train: ImageSet,
                manifest: pd.DataFrame, samples: pd.DataFrame | None, is_baseline: bool) -> Inputs:
     spec = params["datasets"][dataset]
-    inp = Inputs(real=real, fake=fake, train=train, settings=params["evaluate"], seed=params["seed"],
+    settings = {**params["evaluate"], "segmentation": params["synthesize"]["segmentation"]}
+    inp = Inputs(real=real, fake=fake, train=train, settings=settings, seed=params["seed"],
                  image_size=tuple(spec["image_size"]), dataset={**spec, "name": dataset},
                  manifest=manifest, samples=samples, is_baseline=is_baseline)
     inp.features = FeatureStore(inp)
@@ -136,6 +137,8 @@ def evaluate(params: dict, name: str) -> dict:
     inp = inputs_for(params, dataset, real, ImageSet(list(fakes["file"]), cache_key=fake_set_key(name)),
                      real_set(params, dataset, manifest, "train", cls), manifest, samples, is_baseline=False)
     inp.halves = baseline_halves(params, real_rows(params, dataset, manifest, split, cls), real)
+    if (paths.path(paths.SYNTHETIC, experiment=name) / "manifest.csv").is_file():
+        inp.synthetic = paths.path(paths.SYNTHETIC, experiment=name)
     results = {"experiment": name, **exp, "seed": params["seed"], "real_split": split,
                "n_real": len(inp.real), "n_fake": len(inp.fake), "n_train": len(inp.train),
                "training": training_signals(name), "metrics": run_metrics(inp)}

@@ -4,6 +4,7 @@ from pathlib import Path
 
 RAW = "data/raw/{name}"
 SLICES = "data/slices/{dataset}"
+SYNTHETIC = "data/synthetic/{experiment}"  # medgan synthesize: an augmentation set, laid out like SLICES
 INTERIM = "data/interim/{dataset}"  # prepare's scatter outputs (one folder per raw case/shard)
 UNIT_LIST = "data/interim/{dataset}/units.json"
 UNIT = "data/interim/{dataset}/units/{unit}"

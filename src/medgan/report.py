@@ -32,6 +32,7 @@ BETTER = {"fid": "min", "kid": "min", "frd": "min", "relative_fid": "min", "prec
           "diversity_ratio": "one", "memorisation_share": "min", "auc_gain": "max", "paired_ssim": "max"}
 HEADLINE = {key: (title, BETTER[key]) for key, title, _ in summary.HEADLINE}
 PAIRED_PREFIX = "paired_"
+SEGMENTATION_PREFIX = "segmentation_"  # medgan synthesize sets: the U-Net arms
 DPI = 80
 Z_CLIP = 10.0  # feature-map z-scores are clipped at ±this many real-image SDs
 
@@ -379,6 +380,8 @@ def experiment_section(params: dict, name: str) -> dict:
             "features": feature_section(params, name, sets),
             "paired_metrics": [{"name": k, **v} for k, v in sorted(metrics.items())
                                if paired and k.startswith(PAIRED_PREFIX)],
+            "segmentation_metrics": [{"name": k, **v} for k, v in metrics.items()
+                                     if k.startswith(SEGMENTATION_PREFIX) and "value" in v],
             "turing": turing_section(name)}
 
 

@@ -79,6 +79,13 @@ def slices_of_experiment(wildcards):
     )
 
 
+def synthetic_of_experiment(wildcards):
+    """The experiment's synthetic set when the pipeline makes one (segmentation_utility reads it)."""
+    if wildcards.experiment in PARAMS["synthesize"]["experiments"]:
+        return [paths.SYNTHETIC.format(experiment=wildcards.experiment)]
+    return []
+
+
 def report_inputs():
     """Every file the report reads (the Turing answers are found by `turing_answer_files`)."""
     experiments = list(PARAMS["experiments"])
@@ -106,7 +113,9 @@ def report_inputs():
 
 
 def experiments_of_dataset(wildcards):
-    return [n for n, e in PARAMS["experiments"].items() if e["dataset"] == wildcards.dataset]
+    return [
+        n for n, e in PARAMS["experiments"].items() if e["dataset"] == wildcards.dataset
+    ]
 
 
 def turing_answer_files(wildcards):
@@ -128,5 +137,6 @@ def final_outputs():
         *expand(paths.TRAIN_LOG, experiment=experiments),
         *expand(paths.SLICES, dataset=list(PARAMS["datasets"])),
         *expand(paths.EXPLORE, dataset=list(PARAMS["datasets"])),
+        *expand(paths.SYNTHETIC, experiment=PARAMS["synthesize"]["experiments"]),
         paths.REPORT,
     ]

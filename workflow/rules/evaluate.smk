@@ -3,6 +3,7 @@ rule evaluate:
         samples=paths.SAMPLES,
         slices=slices_of_experiment,
         train_log=paths.TRAIN_LOG,
+        synthetic=synthetic_of_experiment,
     output:
         metrics=paths.METRICS,
         closest_pairs=paths.CLOSEST_PAIRS,

@@ -5,12 +5,12 @@ rule explore:
         models=lambda w: expand(paths.MODEL, experiment=experiments_of_dataset(w)),
     output:
         paths.EXPLORE,
-    params:
-        settings=lambda w: stage_params("explore", w.dataset),
     log:
         "logs/explore/{dataset}.log",
     threads: stage_threads("explore")
     resources:
         **stage_resources("explore"),
+    params:
+        settings=lambda w: stage_params("explore", w.dataset),
     shell:
         "medgan explore {wildcards.dataset} > {log} 2>&1"

@@ -282,6 +282,19 @@ def organ_box(organ_mask: np.ndarray, keep: np.ndarray, margin_px: tuple[int, in
             slice(max(0, cols[0] - margin_px[1]), min(w, cols[-1] + 1 + margin_px[1])))
 
 
+def written_pixel_mm(shape_hw, spacing_yx, size_hw, fit: str, target_yx=None) -> tuple[float, float]:
+    """(y, x) mm of one pixel of the written slice: the source spacing after the organ crop
+    (which keeps pixel size), resampling to `spacing_mm`, and fit_to_size's scaling (same
+    rounding as fit_to_size, so a 160-pixel side scaled to 64 gives exactly 160/64)."""
+    if target_yx:
+        return float(target_yx[0]), float(target_yx[1])  # then fit pads/crops without scaling
+    (h, w), (height, width) = shape_hw, size_hw
+    if fit == "stretch":
+        return spacing_yx[0] * h / height, spacing_yx[1] * w / width
+    factor = (min if fit == "pad" else max)(height / h, width / w)
+    return spacing_yx[0] * h / max(1, round(h * factor)), spacing_yx[1] * w / max(1, round(w * factor))
+
+
 def convert_case(item: dict, dataset: dict):
     """Yield a Record per kept slice of one case."""
     image_path, label_path = Path(item["image"]), Path(item["label"])
@@ -321,6 +334,7 @@ def convert_case(item: dict, dataset: dict):
             if mask is not None:
                 mask = resample_to_spacing(mask, (spacing[1], spacing[0]), target, nearest=True)
         fit = dataset.get("fit", "pad")
+        pixel_mm = written_pixel_mm(slice_pixels.shape, (spacing[1], spacing[0]), dataset["image_size"], fit, target)
         slice_pixels = fit_to_size(slice_pixels, dataset["image_size"], fit, scale=not target)
         if mask is not None:
             mask = fit_to_size(mask, dataset["image_size"], fit, scale=not target, nearest=True)
@@ -328,7 +342,8 @@ def convert_case(item: dict, dataset: dict):
                "class": slice_class(int(lesion[k]), dataset["min_lesion_pixels"]),
                "organ_pixels": int(organ[k]), "lesion_pixels": int(lesion[k]),
                "window_low": low, "window_high": high,
-               "spacing_x": spacing[0], "spacing_y": spacing[1], "spacing_z": spacing[2]}
+               "spacing_x": spacing[0], "spacing_y": spacing[1], "spacing_z": spacing[2],
+               "pixel_mm_x": pixel_mm[1], "pixel_mm_y": pixel_mm[0]}
         yield Record(row, slice_pixels, mask)
 
 

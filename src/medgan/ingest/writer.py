@@ -27,7 +27,7 @@ from .units import Record, Unit, fingerprint
 
 MANIFEST_COLUMNS = ["dataset", "case", "source", "slice_index", "split", "class", "organ_pixels",
                     "lesion_pixels", "window_low", "window_high", "spacing_x", "spacing_y", "spacing_z",
-                    "sha1", "path", "mask_path"]
+                    "pixel_mm_x", "pixel_mm_y", "sha1", "path", "mask_path"]
 PNG_COMPRESS_LEVEL = 1  # fast; level 6 is ~3× slower for ~10 % smaller files
 
 

@@ -9,7 +9,7 @@ A module raises common.MetricSkipped(reason) when it cannot run at all.
 
 from __future__ import annotations
 
-from . import diversity, fid, fid_small, frd, kid, memorisation, paired, prdc, relative, utility
+from . import diversity, fid, fid_small, frd, kid, memorisation, paired, prdc, relative, segmentation, utility
 
 REGISTRY = {
     "fid": fid,
@@ -22,4 +22,5 @@ REGISTRY = {
     "memorisation": memorisation,
     "paired": paired,
     "utility": utility,
+    "segmentation_utility": segmentation,
 }

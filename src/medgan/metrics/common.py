@@ -60,6 +60,7 @@ class Inputs:
     is_baseline: bool = False
     features: "object" = None             # a features.FeatureStore, set by evaluate
     halves: "tuple[ImageSet, ImageSet, str] | None" = None  # the baseline's two halves of `real`
+    synthetic: Path | None = None         # the experiment's `medgan synthesize` set, if there is one
 
 
 def inception_features(inp: "Inputs", metric: str) -> tuple[np.ndarray, np.ndarray]:
