@@ -107,8 +107,9 @@ def read_json(path: Path) -> dict:
 def git_commit() -> str:
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, check=True).stdout.strip()
+        # the pipeline's own outputs (results/, data/) do not make the source dirty (as in provenance)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!results",
+                                ":!data"], capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown (not a git checkout)"
     return head + (" (with uncommitted changes)" if dirty else "")
@@ -142,7 +143,7 @@ def strip_markdown(text: str) -> str:
 def best_rows(table: pd.DataFrame, metric: str, direction: str) -> set[int]:
     """Index of the experiment row(s) with the best value of `metric` (baselines don't compete)."""
     values = table.loc[table["kind"] == "experiment", metric].dropna().astype(float)
-    if values.empty:
+    if values.empty or np.isclose(values, values.iloc[0]).all():  # a tie of all (e.g. every 0) marks nothing
         return set()
     score = {"min": values, "max": -values, "one": (values - 1).abs()}[direction]
     return set(score.index[np.isclose(score, score.min())])
