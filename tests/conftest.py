@@ -71,3 +71,20 @@ def run_env() -> dict:
     env = dict(os.environ)
     env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
     return env
+
+
+def apt_install(packages: list[str]) -> None:
+    """Install Debian packages for a test (as root), refreshing the package lists once when a
+    fresh machine has none yet; fail with apt-get's output."""
+    import subprocess
+
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages]
+    result = subprocess.run(install, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=900)
+    if result.returncode != 0:  # a fresh machine has no package lists yet
+        subprocess.run(["apt-get", "update", "-q"], env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                       timeout=600, check=False)
+        result = subprocess.run(install, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                timeout=900)
+    assert result.returncode == 0, f"apt-get install failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+

@@ -22,7 +22,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from conftest import REPO, TINY, run_env
+from conftest import REPO, TINY, apt_install, run_env
 from medgan import config
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -56,15 +56,7 @@ def install_chromium() -> tuple[str, str]:
         pytest.skip("Chromium is not installed and installing it (apt-get install chromium chromium-driver) needs root")
     if shutil.which("apt-get") is None:
         pytest.skip("Chromium is not installed and there is no apt-get to install it with")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *PACKAGES]
-    result = subprocess.run(install, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=900)
-    if result.returncode != 0:  # a fresh machine has no package lists yet
-        subprocess.run(["apt-get", "update", "-q"], env=env, stdin=subprocess.DEVNULL, capture_output=True,
-                       timeout=600, check=False)
-        result = subprocess.run(install, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                timeout=900)
-    assert result.returncode == 0, f"apt-get install failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+    apt_install(PACKAGES)
     found = find_browser()
     assert found, f"installed {PACKAGES} but found no browser among {BROWSERS} with a chromedriver"
     return found

@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, TINY, run_env
+from conftest import REPO, TINY, apt_install, run_env
 from medgan import paths
 
 pytestmark = pytest.mark.slurm
@@ -57,17 +57,8 @@ def install_slurm() -> float:
         return 0.0
     if shutil.which("apt-get") is None:
         pytest.skip("Slurm is not installed and there is no apt-get to install it with")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     started = time.monotonic()
-    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *PACKAGES]
-    result = subprocess.run(install, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                            timeout=900)
-    if result.returncode != 0:  # a fresh machine has no package lists yet
-        subprocess.run(["apt-get", "update", "-q"], env=env, stdin=subprocess.DEVNULL, capture_output=True,
-                       timeout=600, check=False)
-        result = subprocess.run(install, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                timeout=900)
-    assert result.returncode == 0, f"apt-get install failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+    apt_install(PACKAGES)
     missing = [b for b in BINARIES if not shutil.which(b)]
     assert not missing, f"installed {PACKAGES} but {missing} are not on PATH"
     return time.monotonic() - started
