@@ -150,3 +150,18 @@ def test_ema_warmup_forgets_the_random_init_sooner(ddpm_params, warmup):
              if live[k].is_floating_point() and (live[k] - init[k]).norm() > 0]
     # the EMA moved 1 - decay of the way: 1 - 2/11 with the warm-up, 1 - 0.9 without
     assert torch.stack(moved).mean().item() == pytest.approx(1 - 2 / 11 if warmup else 0.1, rel=1e-3)
+
+
+def test_the_explorer_maps_ddpm_samples_and_offers_no_latent_sliders(ddpm_params):
+    from medgan import explore
+
+    for name in ("d_none", "d_class"):
+        train.train(ddpm_params, name)
+        sample.sample(ddpm_params, name)
+    placed = explore.build(ddpm_params, "tiny")
+    page = paths.path(paths.EXPLORE, dataset="tiny").read_text()
+    assert placed["gans"] == 0 and "diffusion models have\nno latent to steer" in page
+    from test_explore import page_data
+
+    labels = {g["label"] for g in page_data(page)["groups"]}
+    assert {"generated · d_none", "generated · d_class"} <= labels

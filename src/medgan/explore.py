@@ -183,12 +183,14 @@ def latent_directions(G, z_dim: int, label, seed: int) -> tuple[np.ndarray, np.n
 @torch.no_grad()
 def gan_section(params: dict, name: str, model_ae: Autoencoder, scale: MapScale, size) -> dict | None:
     """Sliders and interpolation paths of one unconditional or class-conditional GAN, or None
-    for paired variants (their generator takes a label map, not a latent)."""
+    for paired variants (their generator takes a label map, not a latent) and diffusion models
+    (a denoiser, no latent to steer; their samples are on the map)."""
     G, model = load_generator(paths.path(paths.MODEL, experiment=name))
-    if variants.VARIANTS[model["variant"]].paired:
+    variant = variants.VARIANTS[model["variant"]]
+    if variant.paired or variant.family != "gan":
         return None
     z_dim, seed = model["hp"]["z_dim"], params["seed"]
-    conditional = variants.VARIANTS[model["variant"]].conditional
+    conditional = variant.conditional
     label = (lambda n: torch.zeros(n, dtype=torch.long)) if conditional else (lambda n: None)
 
     def shown(z: torch.Tensor) -> list[dict]:
