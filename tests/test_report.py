@@ -71,6 +71,14 @@ def test_training_curves_plot_spread_and_mark_the_guard():
     assert decoded(report.training_curves(log)).size[0] > 600
 
 
+def test_training_curves_of_a_diffusion_log_plot_its_one_loss():
+    log = pd.read_csv(io.StringIO("step,loss,spread,guard,lr\n1,1.0,,,2e-4\n2,0.9,0.8,,2e-4\n3,0.7,,,2e-4\n"))
+    gan_width = decoded(report.training_curves(pd.DataFrame({
+        "step": [1, 2], "loss_d": [1, 1], "loss_g": [1, 1], "d_accuracy": [0.5, 0.5], "spread": [1, 1]}))).size[0]
+    assert decoded(report.training_curves(log)).size[0] < gan_width  # losses and spread: two panels of three
+    assert decoded(report.training_curves(log.drop(columns="spread"))).size[0] < gan_width / 2
+
+
 def test_intensity_histogram_is_in_hu_with_the_wasserstein_distance():
     real, fake = np.zeros((2, 4, 4)), np.ones((3, 4, 4))
     _, info = report.intensity_histogram(real, fake, (-100.0, 400.0))

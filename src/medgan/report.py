@@ -180,20 +180,31 @@ def table_view(table: pd.DataFrame) -> dict:
 # ---------------------------------------------------------------------------------------------
 # figures
 
+LOSS_CURVES = (("loss_d", "D loss"), ("loss_g", "G loss"), ("loss", "denoising loss"))
+DISCRIMINATOR_CURVES = (("d_accuracy", "D accuracy"), ("d_real", "D(real)"), ("d_fake", "D(fake)"))
+
+
 def training_curves(log: pd.DataFrame) -> str:
-    """Losses, D's outputs/accuracy, and the diversity signal, with the guard's steps marked."""
+    """Losses, D's outputs/accuracy (GANs only), and the diversity signal, with the guard's
+    steps marked. A diffusion log has one loss and no discriminator: its panels follow its columns."""
     plt = pyplot()
-    diversity = "spread" if "spread" in log else "fake_std"
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
-    axes[0].plot(log["step"], log["loss_d"], label="D loss")
-    axes[0].plot(log["step"], log["loss_g"], label="G loss")
-    axes[0].set_title("losses")
-    for column, label in (("d_accuracy", "D accuracy"), ("d_real", "D(real)"), ("d_fake", "D(fake)")):
-        axes[1].plot(log["step"], log[column], label=label)
-    axes[1].set_ylim(-0.05, 1.05)
-    axes[1].set_title("discriminator")
-    axes[2].plot(log["step"], log[diversity], label=diversity, color="tab:green")
-    axes[2].set_title("cross-sample spread vs real" if diversity == "spread" else "std of generated pixels")
+    diversity = "spread" if "spread" in log else "fake_std" if "fake_std" in log else None
+    panels = [("losses", [c for c in LOSS_CURVES if c[0] in log])]
+    if any(c[0] in log for c in DISCRIMINATOR_CURVES):
+        panels.append(("discriminator", [c for c in DISCRIMINATOR_CURVES if c[0] in log]))
+    if diversity and pd.to_numeric(log[diversity], errors="coerce").notna().any():
+        title = "cross-sample spread vs real" if diversity == "spread" else "std of generated pixels"
+        panels.append((title, [(diversity, diversity)]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2), squeeze=False)
+    axes = axes[0]
+    for ax, (title, curves) in zip(axes, panels):
+        for column, label in curves:
+            values = pd.to_numeric(log[column], errors="coerce")
+            ax.plot(log["step"][values.notna()], values.dropna(), label=label,
+                    marker="o" if values.notna().sum() < 3 else None)
+        ax.set_title(title)
+        if title == "discriminator":
+            ax.set_ylim(-0.05, 1.05)
     guard = guard_events(log)
     for ax in axes:
         for event in guard:
