@@ -118,9 +118,13 @@ def test_frechet_distance_matches_closed_form_for_gaussians():
 
 
 def test_fast_frechet_equals_pytorch_fid_when_features_outnumber_images():
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
     rng = np.random.default_rng(1)
     a, b = rng.normal(0, 1, (30, 100)), rng.normal(0.3, 1.5, (25, 100))
-    assert fid.frechet_fast(a, b) == pytest.approx(fid.frechet(a, b), rel=1e-6)
+    by_pytorch_fid = calculate_frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+    assert fid.frechet_fast(a, b) == pytest.approx(by_pytorch_fid, rel=1e-6)
+    assert fid.frechet(a, b) == fid.frechet_fast(a, b)  # fewer images than features: the exact sample-space form
 
 
 def test_bootstrap_ci_of_a_mean_has_the_textbook_width():

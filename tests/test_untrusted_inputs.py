@@ -67,6 +67,28 @@ def test_damaged_feature_cache_is_named_and_recomputed(store, tmp_path, capsys, 
     assert np.array_equal(np.load(cached), expected)  # rewritten
 
 
+def test_two_jobs_needing_one_real_set_compute_its_features_once(store, monkeypatch):
+    """evaluate and baseline side by side (two Snakemake jobs) share the cache: the second waits
+    on the first's lock, then reads what it wrote."""
+    import threading
+    import time
+
+    made, real, calls = store
+    other = features.FeatureStore(made.inp)
+    monkeypatch.setattr(other, "_describe", made._describe)
+    slow = lambda extractor, p: time.sleep(0.5) or calls.append(1) or np.arange(len(p) * 2.0).reshape(-1, 2)
+    monkeypatch.setattr(made, "_compute", slow)
+    monkeypatch.setattr(other, "_compute", slow)
+    results = {}
+    jobs = [threading.Thread(target=lambda s=s: results.__setitem__(id(s), s.get("stub", real))) for s in (made, other)]
+    for job in jobs:
+        job.start()
+    for job in jobs:
+        job.join()
+    assert len(calls) == 1 and len(results) == 2
+    assert all(np.array_equal(r, np.arange(6.0).reshape(-1, 2)) for r in results.values())
+
+
 def _slices(tmp_path, n=4):
     folder = tmp_path / "slices"
     rows = []

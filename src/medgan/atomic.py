@@ -88,3 +88,20 @@ def read_json(path: str | os.PathLike, remedy: str):
         raise MedganError(f"{path} not found — {remedy}") from None
     except (OSError, ValueError) as err:
         raise MedganError(f"{path}: damaged JSON ({err}) — {remedy}") from None
+
+
+@contextlib.contextmanager
+def exclusive(target: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive lock on `<target>.lock` (fcntl.flock): two jobs that would compute the
+    same cached file (evaluate and baseline running side by side) compute it once; the second
+    waits, then finds it."""
+    import fcntl
+
+    lock = Path(f"{target}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

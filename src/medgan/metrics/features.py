@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import paths
-from ..atomic import atomic_file, write_json
+from ..atomic import atomic_file, exclusive, write_json
 from . import inception
 from .common import ImageSet, Inputs, MetricSkipped, load_gray
 
@@ -137,22 +137,30 @@ class FeatureStore:
         if image_set.cache_key is None:
             return self._compute(extractor, image_set.paths)
         path, options = cache_file(self._describe(extractor), image_set)
-        if path.exists():
-            try:
-                cached = np.load(path)  # allow_pickle=False: a planted object array is refused
-            except (OSError, ValueError, EOFError) as err:
-                print(f"{path}: damaged feature cache ({err}) — recomputing it")
-            else:
-                if cached.ndim == 2 and len(cached) == len(image_set.paths):
-                    return cached
-                print(f"{path}: feature cache of shape {cached.shape} does not fit {len(image_set.paths)} "
-                      f"images — recomputing it")
-        features = self._compute(extractor, image_set.paths)
-        with atomic_file(path) as tmp:
-            with open(tmp, "wb") as f:
-                np.save(f, features)
-        write_json(path.with_suffix(".json"), options)
+        with exclusive(path):
+            cached = self._read_cache(path, len(image_set.paths))
+            if cached is not None:
+                return cached
+            features = self._compute(extractor, image_set.paths)
+            with atomic_file(path) as tmp:
+                with open(tmp, "wb") as f:
+                    np.save(f, features)
+            write_json(path.with_suffix(".json"), options)
         return features
+
+    @staticmethod
+    def _read_cache(path: Path, n_images: int) -> np.ndarray | None:
+        if not path.exists():
+            return None
+        try:
+            cached = np.load(path)  # allow_pickle=False: a planted object array is refused
+        except (OSError, ValueError, EOFError) as err:
+            print(f"{path}: damaged feature cache ({err}) — recomputing it")
+            return None
+        if cached.ndim == 2 and len(cached) == n_images:
+            return cached
+        print(f"{path}: feature cache of shape {cached.shape} does not fit {n_images} images — recomputing it")
+        return None
 
     def _describe(self, extractor: str) -> dict:
         if extractor == "inception":

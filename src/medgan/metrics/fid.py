@@ -8,9 +8,15 @@ import numpy as np
 
 
 def frechet(a: np.ndarray, b: np.ndarray) -> float:
-    """Fréchet distance between Gaussians fitted to feature rows a and b (pytorch-fid's)."""
+    """Fréchet distance between Gaussians fitted to feature rows a and b. With fewer images
+    than features (every small medical set: covariances of rank < 2048) frechet_fast gives it
+    exactly; pytorch-fid's scipy sqrtm of the singular d x d product is approximate there ("Matrix
+    is singular"; it retries with an offset) and takes ~10 s a call on this CPU. With more
+    images than features: pytorch-fid's calculate_frechet_distance."""
     from pytorch_fid.fid_score import calculate_frechet_distance
 
+    if max(len(a), len(b)) <= a.shape[1]:
+        return frechet_fast(a, b)
     return float(calculate_frechet_distance(a.mean(0), np.cov(a, rowvar=False),
                                             b.mean(0), np.cov(b, rowvar=False)))
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import paths
-from ..atomic import atomic_file
+from ..atomic import atomic_file, exclusive
 from ..errors import MedganError
 
 PYTORCH_FID_FILE = "pt_inception-2015-12-05-6726825d.pth"
@@ -181,10 +181,11 @@ def converted(source: Path, folder: Path | None = None) -> Path:
     import torch
 
     target = Path(folder or CONVERTED_DIR) / f"pytorch_fid_inception_from_{source.stem}_{sha256(source)[:16]}.pth"
-    if not target.is_file():
-        state = mapped_state_dict(load_torchscript(source).state_dict())
-        with atomic_file(target) as tmp:
-            torch.save(state, tmp)
+    with exclusive(target):
+        if not target.is_file():
+            state = mapped_state_dict(load_torchscript(source).state_dict())
+            with atomic_file(target) as tmp:
+                torch.save(state, tmp)
     return target
 
 
