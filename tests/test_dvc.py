@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import filecmp
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -131,6 +132,15 @@ def test_git_holds_metrics_plots_and_lock_while_dvc_holds_data_and_models(origin
         assert f"results/models/{name}.pt" not in tracked
     assert {"dvc.lock", "results/metrics/summary.csv"} <= tracked
     assert not any(path.startswith("data/") for path in tracked)
+
+
+@pytest.mark.slow
+def test_metrics_show_lists_the_metric_files_and_status_is_up_to_date(origin):
+    metrics = json.loads(run(["dvc", "metrics", "show", "--json"], origin).stdout)
+    files = {f for ws in metrics.values() for f in ws["data"]}
+    assert {f"results/metrics/experiments/{name}.json" for name in EXPERIMENTS} <= files
+    assert "metrics.frd.value" in run(["dvc", "metrics", "show"], origin).stdout
+    assert "up to date" in run(["dvc", "status"], origin).stdout.lower()
 
 
 @pytest.mark.slow
