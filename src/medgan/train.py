@@ -345,6 +345,8 @@ class Trainer:
 
         seed_everything(seed)
         torch.set_num_threads(params["resources"]["train"]["threads"])
+        if self.device.type == "cpu":  # subnormal floats are slow on x86: 0-11% faster here (bench_denormal.py)
+            torch.set_flush_denormal(True)
         self.data = TrainingData(self.settings, self.device)
         self.total = total_steps(self.settings, len(self.data))
         self.family = family_step(self.variant)(self.variant, self.settings, self.data, self.device,
