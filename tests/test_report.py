@@ -47,12 +47,20 @@ def test_metric_table_puts_baselines_beside_experiments_and_marks_the_best_exper
     view = report.table_view(table)
     labels = [c["label"] for c in view["columns"]]
     assert "FRD" not in labels and "FRD" in view["hidden"]  # no value anywhere: listed, not shown
-    best = {label: [r["name"] for r in view["rows"] if r["cells"][k]["best"]] for k, label in enumerate(labels)}
-    assert best["FID"] == ["tiny_dcgan_healthy"]                  # lower is better; the baseline's 1.0 does not compete
-    assert best["diversity ratio"] == ["tiny_dcgan_tumour"]  # |0.9 - 1| < |1.4 - 1|
-    assert best["recall"] == ["tiny_dcgan_tumour"]           # higher is better
+    marked = [r["name"] for r in view["rows"] for c in r["cells"] if c["best"]]
+    assert marked == []  # one experiment per class: no race to mark (the baseline's 1.0 never competes)
     skipped_row = view["rows"][3]["cells"][labels.index("FID")]
     assert skipped_row["text"] == "—" and {"mark": skipped_row["note"], "text": "too few"} in view["notes"]
+
+
+def test_best_is_marked_within_a_class_only():
+    table = pd.DataFrame({"kind": ["experiment"] * 4 + ["baseline"], "class": ["tumour", "tumour", "tumour", "all", "tumour"],
+                          "fid": [30.0, 50.0, 40.0, 10.0, 1.0], "diversity_ratio": [1.4, 0.9, 2.0, 1.0, 1.0],
+                          "recall": [0.2, 0.6, 0.1, 0.9, 0.9]})
+    assert report.best_rows(table, "fid", "min") == {0}  # lower is better; pix2pix (all) and the baseline don't compete
+    assert report.best_rows(table, "diversity_ratio", "one") == {1}  # |0.9 - 1| is the smallest
+    assert report.best_rows(table, "recall", "max") == {1}
+    assert report.best_rows(table.assign(fid=7.0), "fid", "min") == set()  # a tie of all
 
 
 def decoded(uri: str) -> Image.Image:

@@ -141,12 +141,18 @@ def strip_markdown(text: str) -> str:
 
 
 def best_rows(table: pd.DataFrame, metric: str, direction: str) -> set[int]:
-    """Index of the experiment row(s) with the best value of `metric` (baselines don't compete)."""
-    values = table.loc[table["kind"] == "experiment", metric].dropna().astype(float)
-    if values.empty or np.isclose(values, values.iloc[0]).all():  # a tie of all (e.g. every 0) marks nothing
-        return set()
-    score = {"min": values, "max": -values, "one": (values - 1).abs()}[direction]
-    return set(score.index[np.isclose(score, score.min())])
+    """Index of the experiment row(s) with the best value of `metric` among experiments of the
+    same class (a tumour GAN's FID and an all-classes pix2pix's are not one race; baselines
+    don't compete). A class with one experiment, or a tie of all (e.g. every 0), marks nothing."""
+    best: set[int] = set()
+    experiments = table[table["kind"] == "experiment"]
+    for _, group in experiments.groupby("class", sort=False):
+        values = group[metric].dropna().astype(float)
+        if len(values) < 2 or np.isclose(values, values.iloc[0]).all():
+            continue
+        score = {"min": values, "max": -values, "one": (values - 1).abs()}[direction]
+        best |= set(score.index[np.isclose(score, score.min())])
+    return best
 
 
 def table_view(table: pd.DataFrame) -> dict:
