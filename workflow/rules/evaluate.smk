@@ -19,6 +19,8 @@ rule evaluate:
         "medgan evaluate {wildcards.experiment} > {log} 2>&1"
 
 
+# First as soon as the slices exist: it extracts the real sets' features that every evaluate
+# job then reads from the cache, instead of an evaluate waiting on the cache's lock.
 rule baseline:
     input:
         paths.SLICES,
@@ -27,6 +29,7 @@ rule baseline:
         provenance=paths.BASELINE_PROVENANCE,
     log:
         "logs/baseline/{dataset}.log",
+    priority: 2
     threads: stage_threads("evaluate")
     resources:
         **stage_resources("evaluate"),

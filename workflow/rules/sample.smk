@@ -1,3 +1,4 @@
+# Seconds of work that unblock evaluate and turing: right after each training.
 rule sample:
     input:
         paths.MODEL,
@@ -7,6 +8,7 @@ rule sample:
         interpolation=paths.INTERPOLATION,
     log:
         "logs/sample/{experiment}.log",
+    priority: 1
     threads: stage_threads("sample")
     resources:
         **stage_resources("sample"),
