@@ -87,4 +87,3 @@ def apt_install(packages: list[str]) -> None:
         result = subprocess.run(install, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                                 timeout=900)
     assert result.returncode == 0, f"apt-get install failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
-

@@ -13,10 +13,10 @@ def frechet(a: np.ndarray, b: np.ndarray) -> float:
     exactly; pytorch-fid's scipy sqrtm of the singular d x d product is approximate there ("Matrix
     is singular"; it retries with an offset) and takes ~10 s a call on this CPU. With more
     images than features: pytorch-fid's calculate_frechet_distance."""
-    from pytorch_fid.fid_score import calculate_frechet_distance
-
     if max(len(a), len(b)) <= a.shape[1]:
         return frechet_fast(a, b)
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
     return float(calculate_frechet_distance(a.mean(0), np.cov(a, rowvar=False),
                                             b.mean(0), np.cov(b, rowvar=False)))
 
