@@ -13,8 +13,8 @@ import os
 # cuBLAS reads this when it first starts; deterministic algorithms need it (resume test)
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
+import argparse  # noqa: E402
 import copy  # noqa: E402
-import subprocess  # noqa: E402
 from pathlib import Path  # noqa: E402
 from unittest import mock  # noqa: E402
 
@@ -25,7 +25,7 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 from torch import nn  # noqa: E402
 
-from conftest import run_env, tiny_params  # noqa: E402
+from conftest import tiny_params  # noqa: E402
 from medgan import cli, config, modelio, paths, sample, train, variants  # noqa: E402
 from test_diffusion import TINY_UNET  # noqa: E402
 from test_pix2pix_settings import SIZE, _organ_lesion_dataset  # noqa: E402
@@ -131,14 +131,12 @@ def test_a_resumed_gpu_run_equals_a_straight_one(organs, variant):
     assert not differing, f"{len(differing)} of {len(straight)} tensors differ after resuming, e.g. {differing[:3]}"
 
 
-def _calibrated_random_inception():
+def _calibrated_random_inception() -> nn.Module:
     """pytorch-fid's InceptionV3 with seeded random weights whose batch-norm statistics are
     measured on random images: a stand-in where the FID weights (87 MB) are not on the machine.
     The GPU-vs-CPU comparison is about kernels, not about what the weights learnt."""
     import pytorch_fid.inception as fid
     from torchvision.models.inception import Inception3
-
-    from medgan.metrics import inception
 
     torch.manual_seed(0)
     # pytorch-fid's architecture without its download: no state dict is fetched or loaded
@@ -153,17 +151,28 @@ def _calibrated_random_inception():
     with torch.no_grad():
         for _ in range(3):
             net(torch.rand(8, 3, 64, 64))
-    return net.eval(), inception.Weights(Path("random"), "random", "calibrated-random-seed-0", "test stand-in")
+    return net.eval()
 
 
-def _inception_networks():
+def _inception_network() -> tuple[nn.Module, str]:
     from medgan.metrics import inception
 
     try:
         weights = inception.resolve("auto", None)
-        return inception.model(weights), weights
+        return inception.model(weights), weights.origin
     except inception.WeightsMissing:
-        return _calibrated_random_inception()
+        return _calibrated_random_inception(), "seeded random weights, batch norm calibrated (no FID weights here)"
+
+
+def _feature_model(net: nn.Module, device: str):
+    """What medgan.metrics.features.inception_features takes: the module itself, or (issue 22's
+    interface) a PoolFeatures callable that knows its device."""
+    from medgan.metrics import inception
+
+    net = copy.deepcopy(net).to(device)
+    if hasattr(inception, "PoolFeatures"):
+        return inception.PoolFeatures(lambda x: net(x)[0].flatten(1), torch.device(device), "test")
+    return net
 
 
 def test_inception_features_on_the_gpu_equal_the_cpus(project, tmp_path, capsys):
@@ -177,32 +186,31 @@ def test_inception_features_on_the_gpu_equal_the_cpus(project, tmp_path, capsys)
         image = np.clip(rng.normal(100, 40, (64, 64)), 0, 255).astype(np.uint8)
         files.append(str(tmp_path / f"{i}.png"))
         Image.fromarray(image).save(files[-1])
-    net, weights = _inception_networks()
-    cpu = features.inception_features(net, files, (64, 64))
-    net_gpu = copy.deepcopy(net).to(DEVICE)
-    gpu = features.inception_features(net_gpu, files, (64, 64))
+    net, origin = _inception_network()
+    cpu = features.inception_features(_feature_model(net, "cpu"), files, (64, 64))
+    on_device = _feature_model(net, DEVICE)
+    gpu = features.inception_features(on_device, files, (64, 64))
     with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
-        gpu_fp32 = features.inception_features(net_gpu, files, (64, 64))
+        gpu_fp32 = features.inception_features(on_device, files, (64, 64))
     scale = np.abs(cpu).max()
     relative = {"as shipped": np.abs(gpu - cpu).max() / scale, "TF32 off": np.abs(gpu_fp32 - cpu).max() / scale}
     with capsys.disabled():
-        print(f"\nInception GPU vs CPU ({weights.origin}): max |difference| / max |feature| "
+        print(f"\nInception GPU vs CPU ({origin}): max |difference| / max |feature| "
               + ", ".join(f"{k} {v:.2e}" for k, v in relative.items())
               + f"; torch.backends.cudnn.allow_tf32={torch.backends.cudnn.allow_tf32}")
     assert relative["as shipped"] <= INCEPTION_RTOL, relative
 
 
-def test_ddp_under_torchrun_with_nccl_trains_and_writes(organs):
-    """`medgan train` under torchrun (the command the CLI launches for resources.train.gpus > 1)
-    with one process: the process group is NCCL and the model says so."""
+def test_ddp_under_torchrun_with_nccl_trains_and_writes(organs, monkeypatch, capfd):
+    """`medgan train` relaunched by the CLI's own launcher under torchrun (what it does for
+    resources.train.gpus > 1), with one process: the process group is NCCL and the model says so."""
     name = "ddp_dcgan"
     params = gpu_params({name: experiment_of("dcgan")})
     (organs / "gpu_params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    command = cli.torchrun_command(1, name, organs / "gpu_params.yaml")
-    env = {**run_env(), "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(cli.__file__).parents[1]),
-                                                                    os.environ.get("PYTHONPATH")]))}
-    result = subprocess.run(command, cwd=organs, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    source = str(Path(cli.__file__).parents[1])
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")])))
+    cli.launch_torchrun(1, argparse.Namespace(target=name, params="gpu_params.yaml", replicate=0))
+    assert "--nproc_per_node=1" in capfd.readouterr().err
     model = torch.load(paths.path(paths.MODEL, experiment=name), weights_only=True)
     assert model["effective"] == {"device": DEVICE, "world_size": 1, "distributed": "nccl" if DEVICE == "cuda" else "gloo",
                                   "precision": "bf16"}

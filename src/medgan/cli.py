@@ -76,15 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def torchrun_command(nproc: int, experiment: str, params_file: str | os.PathLike) -> list[str]:
-    """`medgan train EXPERIMENT` under torchrun, one DDP process per GPU."""
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-            "-m", "medgan.cli", "train", experiment, "--params", str(params_file)]
-
-
 def launch_torchrun(nproc: int, args: argparse.Namespace) -> None:
     """Multi-GPU training: rerun this verb under torchrun, one DDP process per GPU."""
-    command = torchrun_command(nproc, args.target, config.params_path(args.params))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+               "-m", "medgan.cli", "train", args.target, "--params", str(config.params_path(args.params))]
     print("+ " + " ".join(command), file=sys.stderr)
     subprocess.run(command, check=True)
 
