@@ -125,7 +125,20 @@ def train_for(work: Path, experiment: str, seconds: float) -> dict:
     for net in trainer.family.networks.values():
         net.train()
     started = time.perf_counter()
-    metrics = trainer.train_step()
+    compile_error = None
+    try:
+        metrics = trainer.train_step()  # compiles when train.compile is on
+    except Exception as err:  # noqa: BLE001 — reported; the run goes on without torch.compile
+        if not trainer.train_cfg["compile"]:
+            raise
+        compile_error = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+        print(f"torch.compile failed ({compile_error}); training on without it")
+        params["experiments"][experiment].setdefault("train", {})["compile"] = False
+        trainer = train.Trainer(params, experiment)
+        for net in trainer.family.networks.values():
+            net.train()
+        started = time.perf_counter()
+        metrics = trainer.train_step()
     trainer.step += 1
     stamps = [time.perf_counter()]
     first_step_s = stamps[0] - started
@@ -151,7 +164,8 @@ def train_for(work: Path, experiment: str, seconds: float) -> dict:
     runtime_min = params["resources"]["train"]["runtime"]
     return {
         "experiment": experiment, "image_size": settings["image_size"], "variant": settings["experiment"]["variant"],
-        "batch_size": settings["train"]["batch_size"], "compile": settings["train"]["compile"],
+        "batch_size": settings["train"]["batch_size"],
+        "compile": f"failed: {compile_error}" if compile_error else settings["train"]["compile"],
         "precision": "bf16" if train.uses_bf16(settings["train"]["precision"], trainer.device) else "fp32",
         "device": torch.cuda.get_device_name(0) if trainer.device.type == "cuda" else "cpu",
         "torch": torch.__version__, "cuda": torch.version.cuda or "none",
