@@ -169,7 +169,7 @@ parts = [f"reference {r['reference_img_s']:.0f} img/s"]
 for name, arm in r["runs"].items():
     parts.append(f"{name} " + (f"{arm['img_s']:.0f} img/s ({arm['ratio']:.2f}x)" if "img_s" in arm else "FAILED"))
 print("; ".join(parts))
-print(f"RATIO={r['ratio'] if r['ratio'] is not None else 0}")
+print(f"RATIO={r['ratio']:.2f}" if r["ratio"] is not None else "RATIO=0")
 EOF
 )
   record "$part" "$(status_of "$RC")" "$SECS" "$(grep -v '^RATIO=' <<< "$figures")"
@@ -208,7 +208,7 @@ if wants d; then
     elif fits d-train "$limit" $((TRAIN_S + 30)); then
       limited "$limit" "$LOG" "$PY" benchmarks/lits_gpu_run.py train "$WORK/lits" \
         --experiment "$EXPERIMENT" --seconds "$TRAIN_S"
-      record d-train "$(status_of "$RC")" "$SECS" "$(grep -m1 ' steps in ' "$LOG" | cut -d: -f2- | sed 's/^ //')"
+      record d-train "$(status_of "$RC")" "$SECS" "$(grep -m1 ' steps in ' "$LOG" || echo 'no result (see lits_gpu.log)')"
       if grep -q 'projected' "$LOG"; then
         verdict=$(grep -m1 -o 'projected.*' "$LOG")
         [[ $verdict == *OK ]] && record d-runtime PASS 0 "$verdict" || record d-runtime FAIL 0 "$verdict"
