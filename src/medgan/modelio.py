@@ -71,16 +71,23 @@ def safe_load(path: str | os.PathLike, map_location="cpu", required=()) -> dict:
 
 # -- RNG states as plain values ----------------------------------------------------------------
 
-def rng_states() -> dict:
+def rng_states(device: torch.device | None = None) -> dict:
+    """Every global RNG a training step draws from; on a GPU also the device's generator
+    (dropout, DiffAugment), without which a resumed GPU run would take another path."""
     name, keys, pos, has_gauss, cached = np.random.get_state()
     version, state, gauss = random.getstate()
-    return {"torch_rng": torch.get_rng_state(),
-            "numpy_rng": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
-            "python_rng": [version, list(state), gauss]}
+    states = {"torch_rng": torch.get_rng_state(),
+              "numpy_rng": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+              "python_rng": [version, list(state), gauss]}
+    if device is not None and device.type == "cuda":
+        states["cuda_rng"] = torch.cuda.get_rng_state(device)
+    return states
 
 
-def set_rng_states(state: dict) -> None:
+def set_rng_states(state: dict, device: torch.device | None = None) -> None:
     torch.set_rng_state(state["torch_rng"].cpu())
+    if device is not None and device.type == "cuda" and state.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state(state["cuda_rng"].cpu(), device)
     name, keys, pos, has_gauss, cached = state["numpy_rng"]
     np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
     version, values, gauss = state["python_rng"]

@@ -175,12 +175,24 @@ class TrainingData:
 
 # -- distributed -------------------------------------------------------------------------------
 
+def started_by_torchrun() -> bool:
+    """torchrun (torch.distributed.run) sets TORCHELASTIC_RUN_ID in every process it starts, also
+    with --nproc_per_node 1; a launcher that sets WORLD_SIZE > 1 itself counts too."""
+    return "TORCHELASTIC_RUN_ID" in os.environ or int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
 def distributed_rank() -> tuple[int, int]:
-    """(rank, world size); initialises the process group when started by torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
+    """(rank, world size); initialises the process group (NCCL on a GPU, gloo on a CPU) when
+    started by torchrun, even for one process, so that `--nproc_per_node 1` runs the DDP path."""
+    if not started_by_torchrun():
+        return 0, 1
+    if not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return (dist.get_rank(), world) if world > 1 else (0, 1)
+    return dist.get_rank(), dist.get_world_size()
+
+
+def distributed_backend() -> str:
+    return dist.get_backend() if dist.is_available() and dist.is_initialized() else "none"
 
 
 def total_steps(settings: dict, n_images: int) -> int:
@@ -366,7 +378,7 @@ class Trainer:
     def _wrapped(self, net: nn.Module) -> nn.Module:
         if self.train_cfg["compile"]:
             net = torch.compile(net)
-        if self.world > 1:
+        if dist.is_initialized():
             net = DistributedDataParallel(net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         return net
 
@@ -470,7 +482,7 @@ class Trainer:
                 **{key: opt.state_dict() for key, opt in self.family.optimizers.items()},
                 "G_ema": self.G_ema.state_dict() if self.G_ema is not None else None,
                 "schedulers": [scheduler.state_dict() for scheduler in self.family.schedulers],
-                "rng": self.rng.get_state(), **modelio.rng_states()}
+                "rng": self.rng.get_state(), **modelio.rng_states(self.device)}
 
     def save_checkpoint(self) -> None:
         if self.is_writer:
@@ -489,7 +501,7 @@ class Trainer:
         for scheduler, saved in zip(self.family.schedulers, state["schedulers"]):
             scheduler.load_state_dict(saved)
         self.rng.set_state(state["rng"].cpu())
-        modelio.set_rng_states(state)
+        modelio.set_rng_states(state, self.device)
         self.step, self.log = state["step"], state["log"]
         self.progress = [tuple(p) for p in state["progress"]]
         self.rollbacks, self.guard_events = state["rollbacks"], state["guard_events"]
@@ -565,6 +577,7 @@ class Trainer:
                  "labels": self.settings.get("labels"), "train": self.train_cfg, "step": self.step,
                  "guard_events": self.guard_events, "provenance": provenance.for_training(self),
                  "effective": {"device": self.device.type, "world_size": self.world,
+                               "distributed": distributed_backend(),
                                "precision": "bf16" if uses_bf16(self.train_cfg["precision"], self.device) else "fp32"},
                  "G": {k: v.cpu() for k, v in G.state_dict().items()}}
         modelio.save_model(model, paths.path(paths.MODEL, experiment=self.name))
@@ -591,5 +604,5 @@ def train(params: dict, name: str) -> None:
     try:
         trainer.run()
     finally:
-        if trainer.world > 1 and dist.is_initialized():
+        if dist.is_initialized():
             dist.destroy_process_group()

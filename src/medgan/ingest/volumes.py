@@ -14,13 +14,26 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-import SimpleITK as sitk
 from nibabel import orientations
 
 from .errors import DataError
 from .folders import glob_following_links
 from .images import fit_to_size, resample_to_spacing, safe_name, window_to_uint8
 from .units import Record, Unit
+
+
+class _SimpleITKOnFirstUse:
+    """SimpleITK, imported when a volume is first read: `medgan train` and `sample` import this
+    package (load_images, load_manifest) but read no volume, and a GPU machine that trains may
+    not have SimpleITK's 50 MB wheel (benchmarks/gpu_wheels.sh)."""
+
+    def __getattr__(self, name: str):
+        import SimpleITK
+
+        return getattr(SimpleITK, name)
+
+
+sitk = _SimpleITKOnFirstUse()
 
 # Display (slice, row, column) = (inferior->superior, anterior->posterior, right->left):
 # the voxel axes point to patient Left, Posterior, Superior (DICOM "LPS").
