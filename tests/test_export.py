@@ -1,0 +1,297 @@
+"""medgan export / medgan generate: a trained generator shared as one folder or zip that loads
+without medgan's pipeline (issue 25)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import textwrap
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+import medgan
+from conftest import REPO, TINY, run_env
+from medgan import cli, config, export, exported, paths
+
+EXPERIMENT = "tiny_dcgan_tumour"
+
+
+def pipeline_to_metrics(params: dict, names) -> None:
+    from medgan import evaluate, sample, train
+
+    for name in names:
+        train.train(params, name)
+        sample.sample(params, name)
+        evaluate.evaluate(params, name)
+    evaluate.baseline(params, "tiny")
+
+
+@pytest.fixture(scope="module")
+def tiny_project(tmp_path_factory):
+    """A temporary project (as conftest's `project`, once for this module) whose tiny DCGAN is
+    trained, sampled and evaluated (one cheap metric); cwd is it while a test runs."""
+    from medgan import phantoms, prepare
+
+    root = tmp_path_factory.mktemp("export_project")
+    for name in ("Snakefile", "dvc.yaml"):
+        shutil.copy(REPO / name, root / name)
+    shutil.copytree(REPO / "workflow", root / "workflow")
+    raw = {**TINY, "evaluate": {**TINY["evaluate"], "metrics": ["diversity"]}}
+    (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.setenv("TORCH_HOME", str(root / "torch_home"))
+        mp.delenv(config.PARAMS_ENV, raising=False)
+        params = config.load()
+        phantoms.generate("lits", paths.path(paths.RAW, name="tiny"), params["phantoms"]["tiny"], params["seed"])
+        prepare.prepare_dataset("tiny", params["datasets"]["tiny"], paths.path(paths.SLICES, dataset="tiny"),
+                                params["seed"])
+        pipeline_to_metrics(params, [EXPERIMENT])
+    return root
+
+
+@pytest.fixture
+def tiny_export(tiny_project, monkeypatch):
+    monkeypatch.chdir(tiny_project)
+    monkeypatch.delenv(config.PARAMS_ENV, raising=False)
+    params = config.load()
+    return params, export.export(params, EXPERIMENT).resolve()
+
+
+def sample_pngs(name: str, cls: str) -> np.ndarray:
+    files = sorted((paths.path(paths.SAMPLES, experiment=name) / cls).glob("*.png"))
+    return np.stack([np.asarray(Image.open(f)) for f in files])
+
+
+def isolated_python(code: str, cwd: Path, extra_path: Path) -> subprocess.CompletedProcess:
+    """`python -I -S` (no PYTHONPATH, no site hooks: the venv's editable medgan is a .pth hook)
+    with the venv's site-packages folder and `extra_path` on sys.path: torch, numpy and pillow
+    import, medgan does not."""
+    site = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
+    prelude = f"import sys; sys.path[:0] = [{str(Path(extra_path).resolve())!r}]; sys.path += {site!r}\n"
+    return subprocess.run([sys.executable, "-I", "-S", "-c", prelude + textwrap.dedent(code)], cwd=cwd,
+                          capture_output=True, text=True, timeout=300, env={"PATH": os.environ["PATH"]})
+
+
+def test_export_writes_safetensors_code_record_card_and_zip(tiny_export):
+    params, folder = tiny_export
+    names = {p.name for p in folder.iterdir()}
+    assert {"generator.safetensors", "architecture.json", "metadata.json", "MODEL_CARD.md", "__init__.py",
+            "safetensors_reader.py", "networks.py", "blocks.py", "errors.py"} <= names
+    assert not [n for n in names if n.endswith((".pt", ".pth", ".pkl"))]
+    for name in export.MEDGAN_CODE:  # verbatim: the networks are defined once, in medgan
+        assert (folder / name).read_text() == (REPO / "src" / "medgan" / name).read_text()
+    arch = json.loads((folder / "architecture.json").read_text())
+    assert arch["image_size"] == [32, 32] and arch["z_dim"] == 16 and arch["classes"] == ["tumour"]
+    assert arch["preprocessing"]["window_hu"] == params["datasets"]["tiny"]["window"]
+    with zipfile.ZipFile(paths.path(paths.EXPORT_ZIP, experiment=EXPERIMENT)) as z:
+        assert sorted(z.namelist()) == sorted(f"{EXPERIMENT}/{n}" for n in names)
+        assert z.read(f"{EXPERIMENT}/generator.safetensors") == (folder / "generator.safetensors").read_bytes()
+
+
+def test_metadata_uses_medigans_fields_and_medgans_numbers(tiny_export):
+    _, folder = tiny_export
+    record = json.loads((folder / "metadata.json").read_text())
+    metrics = json.loads(paths.path(paths.METRICS, experiment=EXPERIMENT).read_text())["metrics"]
+    execution = record["execution"]
+    assert execution["generate_method"]["args"]["base"] == ["model_file", "num_samples", "output_path", "save_images"]
+    assert (execution["package_name"], execution["model_name"], execution["extension"]) == \
+        (EXPERIMENT, "generator", ".safetensors")
+    assert execution["dependencies"] == ["torch", "numpy", "pillow"]
+    performance = record["selection"]["performance"]
+    for key in ("SSIM", "MSE", "NSME", "PSNR", "IS", "FID", "FID_no_images", "FID_ratio", "turing_test",
+                "CLF_delta", "SEG_delta", "DET_delta"):
+        assert key in performance
+    assert set(record["description"]) >= {"title", "trained_date", "provided_after_epoch", "version",
+                                          "publication", "inputs", "comment"}
+    block = record["medgan"]["metrics"]
+    assert block["diversity_ratio"] == [{k: metrics["diversity_ratio"][k] for k in export.SEED_FIELDS}]
+    assert set(block) == {n for n, e in metrics.items() if "value" in e and not e.get("skipped")}
+
+
+@pytest.mark.parametrize("name", ["lits_dcgan_small_data_tumour", "lits_pix2pix"])
+def test_medigans_performance_fields_come_from_the_demos_metrics_files(name):
+    """The committed demo metrics (FID, relative FID, utility, paired SSIM/PSNR) mapped to medigan's names."""
+    metrics = json.loads((REPO / paths.METRICS.format(experiment=name)).read_text())["metrics"]
+    performance = export.performance(metrics, None)
+    assert performance["FID"] == metrics["fid"]["value"] and performance["FID_no_images"] == metrics["fid"]["n_fake"]
+    relative = metrics["relative_fid"]
+    assert performance["FID_ratio"] == pytest.approx(relative["baseline_value"] / relative["value_vs_real"])
+    assert performance["FID_ratio"] == pytest.approx(1 / relative["value"], rel=1e-4)
+    assert performance["CLF_delta"] == metrics["utility_auc_gain"]["value"]
+    assert performance["CLF"] == {"trained_on_fake": metrics["utility_synthetic_auc"]["value"],
+                                  "trained_on_real_and_fake": metrics["utility_mixed_auc"]["value"],
+                                  "trained_on_real": metrics["utility_real_auc"]["value"]}
+    paired = "value" in metrics["paired_ssim_image"]
+    assert performance["SSIM"] == (metrics["paired_ssim_image"]["value"] if paired else None)
+    assert performance["PSNR"] == (metrics["paired_psnr_image"]["value"] if paired else None)
+    assert performance["SEG_delta"] is None  # no segmentation utility in the demo
+
+
+def test_model_card_has_mitchells_sections_and_the_metrics_files_numbers(tiny_export):
+    _, folder = tiny_export
+    card = (folder / "MODEL_CARD.md").read_text()
+    for section in ("## Intended use", "## Out-of-scope use", "## Training data", "## Evaluation",
+                    "## Known failure modes", "## Licence"):
+        assert section in card
+    assert "Not for diagnosis" in card
+    metrics = json.loads(paths.path(paths.METRICS, experiment=EXPERIMENT).read_text())["metrics"]
+    ratio = metrics["diversity_ratio"]
+    assert f"| diversity_ratio | {ratio['value']:.4g} [{ratio['ci_low']:.4g}, {ratio['ci_high']:.4g}]" in card
+    floor = json.loads(paths.path(paths.BASELINE, dataset="tiny").read_text())["classes"]["tumour"]["metrics"]
+    ratio = floor["diversity_ratio"]
+    assert f"| diversity_ratio | tumour | {ratio['value']:.4g} [{ratio['ci_low']:.4g}, {ratio['ci_high']:.4g}]" in card
+    manifest = json.loads(json.dumps(export.training_data("tiny", config.load()["datasets"]["tiny"], ["tumour"])))
+    train = manifest["splits"]["train"]
+    assert f"| train | {train['patients']} | {train['slices']} |" in card
+
+
+def test_generate_equals_medgan_sample_and_is_deterministic(tiny_export, tmp_path):
+    params, folder = tiny_export
+    sampled = sample_pngs(EXPERIMENT, "tumour")
+    images = medgan.generate(folder, len(sampled), seed=params["seed"])
+    assert images.dtype == np.uint8 and np.array_equal(images, sampled)
+    zipped = medgan.generate(paths.path(paths.EXPORT_ZIP, experiment=EXPERIMENT), 5, seed=7, out=tmp_path / "a")
+    assert np.array_equal(zipped, medgan.generate(folder, 5, seed=7))
+    assert not np.array_equal(zipped, images[:5])
+    written = np.stack([np.asarray(Image.open(f)) for f in sorted((tmp_path / "a").glob("*.png"))])
+    assert np.array_equal(written, zipped)
+
+
+def test_cli_generate_writes_a_folder_or_a_zip_without_params_yaml(tiny_export, tmp_path, monkeypatch):
+    _, folder = tiny_export
+    monkeypatch.chdir(tmp_path)  # no params.yaml here
+    assert cli.main(["generate", str(folder), "--n", "3", "--out", "imgs", "--seed", "1"]) == 0
+    assert cli.main(["generate", str(folder), "--n", "3", "--out", "imgs.zip", "--seed", "1"]) == 0
+    with zipfile.ZipFile("imgs.zip") as z:
+        assert sorted(z.namelist()) == sorted(p.name for p in Path("imgs").iterdir()) == \
+            ["00000.png", "00001.png", "00002.png"]
+
+
+def test_generate_refuses_weights_that_are_not_safetensors(tiny_export, tmp_path, capsys):
+    _, folder = tiny_export
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "architecture.json").write_text((folder / "architecture.json").read_text())
+    state = {k: torch.from_numpy(v.copy()) if isinstance(v, np.ndarray) else v for k, v in {}.items()}
+    torch.save(state, bad / "generator.pt")
+    assert cli.main(["generate", str(bad), "--n", "2", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "generator.safetensors not found" in err and "generator.pt" in err and "safetensors" in err
+    (bad / "generator.safetensors").write_bytes((bad / "generator.pt").read_bytes())  # a pickle renamed
+    assert cli.main(["generate", str(bad), "--n", "2", "--out", str(tmp_path / "o")]) == 2
+    assert "not a safetensors file" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_export_package_runs_with_torch_numpy_pillow_only_and_matches_medgan(tiny_export, tmp_path):
+    """The package's own code (medigan's way in) gives medgan's images bit for bit; medgan itself
+    cannot be imported in that process."""
+    params, folder = tiny_export
+    code = f"""
+        import importlib, json, sys
+        try:
+            import medgan
+            print("MEDGAN IMPORTABLE", medgan.__file__); sys.exit(3)
+        except ImportError:
+            pass
+        pkg = importlib.import_module({EXPERIMENT!r})
+        images = pkg.generate(model_file={str(folder / 'generator.safetensors')!r}, num_samples=70,
+                              output_path=None, save_images=False, seed=3)
+        import numpy as np
+        np.save({str(tmp_path / 'pkg.npy')!r}, np.stack(images))
+        print(sorted(m for m in sys.modules if m.split('.')[0] in ('medgan', 'safetensors', 'yaml', 'pandas')))
+    """
+    result = isolated_python(code, tmp_path, folder.parent)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+    assert np.array_equal(np.load(tmp_path / "pkg.npy"), medgan.generate(folder, 70, seed=3))
+
+
+def test_the_exports_safetensors_reader_reads_what_safetensors_writes(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    reader = _load_reader()
+    tensors = {"w": torch.randn(3, 4), "i": torch.arange(6, dtype=torch.int64).reshape(2, 3),
+               "h": torch.randn(5).half(), "b": torch.randn(2, 2).bfloat16(), "e": torch.zeros(0, 3)}
+    save_file(tensors, tmp_path / "t.safetensors", metadata={"k": "v"})
+    ours, theirs = reader.load_file(tmp_path / "t.safetensors"), load_file(tmp_path / "t.safetensors")
+    assert ours.keys() == theirs.keys()
+    for key in ours:
+        assert ours[key].dtype == theirs[key].dtype and torch.equal(ours[key], theirs[key])
+    damaged = (tmp_path / "t.safetensors").read_bytes()[:-4]
+    (tmp_path / "d.safetensors").write_bytes(damaged)
+    with pytest.raises(reader.SafetensorsError, match="outside the file"):
+        reader.load_file(tmp_path / "d.safetensors")
+
+
+def _load_reader():
+    import importlib.util
+
+    path = REPO / "src" / "medgan" / "templates" / "export" / "safetensors_reader.py"
+    spec = importlib.util.spec_from_file_location("export_safetensors_reader", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_medigans_import_and_call_convention(tiny_export, tmp_path):
+    """medigan 1.0.0's ModelExecutor cannot run here: it imports pkg_resources (gone from
+    setuptools >= 81; this venv has 84) and its package __init__ imports PyGithub and matplotlib
+    widgets. So this reproduces what ModelExecutor does with a model package, step by step:
+    unzip `{package_name}.zip` into models/{model_id}/, import `models.{model_id}.{package_name}`,
+    model_file = models/{model_id}/{package_name}/{model_name}{extension}, and call the
+    `generate_method` with the `custom` defaults, then the four `base` arguments — in its batch loop
+    (num_samples = batch_size per call, a last call with the remainder, even 0)."""
+    _, folder = tiny_export
+    record = json.loads((folder / "metadata.json").read_text())
+    execution, model_id = record["execution"], "00099_MEDGAN_TINY"
+    target = tmp_path / "models" / model_id
+    with zipfile.ZipFile(paths.path(paths.EXPORT_ZIP, experiment=EXPERIMENT)) as z:
+        z.extractall(target)
+    code = f"""
+        import importlib, json, os, sys
+        execution = json.loads({json.dumps(json.dumps(execution))})
+        lib = importlib.import_module(f"models.{model_id}." + execution["package_name"])
+        model_file = f"models/{model_id}/" + execution["package_name"] + "/" + execution["model_name"] + execution["extension"]
+        method = getattr(lib, execution["generate_method"]["name"])
+        num_samples, batch_size, out = 10, 4, "output"
+        kwargs = dict(execution["generate_method"]["args"]["custom"])
+        kwargs.update(model_file=model_file, num_samples=batch_size, output_path=out, save_images=True)
+        for batch_num in range(0, num_samples // batch_size + 1):
+            if batch_num == num_samples // batch_size:
+                kwargs["num_samples"] = num_samples % batch_size
+            path = os.path.join(out, "batch_" + str(batch_num)) + "/"
+            os.makedirs(path, exist_ok=True)
+            kwargs["output_path"] = path
+            method(**kwargs)
+            for name in os.listdir(path):
+                os.rename(os.path.join(path, name), os.path.join(out, "batch_" + str(batch_num) + "_" + name))
+            os.rmdir(path)
+        arrays = method(model_file=model_file, num_samples=3, output_path=None, save_images=False, seed=0)
+        print(len(os.listdir(out)), [a.shape for a in arrays])
+    """
+    result = isolated_python(code, tmp_path, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.split()[0] == "10" and "(32, 32)" in result.stdout
+    first = np.asarray(Image.open(tmp_path / "output" / "batch_0_00000.png"))
+    assert np.array_equal(first, medgan.generate(folder, 1, seed=0)[0])
+
+
+def test_export_refuses_a_variant_it_cannot_rebuild_and_replicates_it_does_not_have(params):
+    raw = {**params, "experiments": {**params["experiments"],
+                                     "tiny_ddpm": {"dataset": "tiny", "variant": "ddpm", "class": "tumour"}}}
+    with pytest.raises(export.ExportError, match="ddpm"):
+        export.export(config.validate(raw), "tiny_ddpm")
+    with pytest.raises(export.ExportError, match="replicate 2"):
+        export.model_file(EXPERIMENT, 2)
