@@ -295,3 +295,52 @@ def test_export_refuses_a_variant_it_cannot_rebuild_and_replicates_it_does_not_h
         export.export(config.validate(raw), "tiny_ddpm")
     with pytest.raises(export.ExportError, match="replicate 2"):
         export.model_file(EXPERIMENT, 2)
+
+
+def git(*args, cwd):
+    subprocess.run(["git", "-c", "user.email=test@example.org", "-c", "user.name=test", *args], cwd=cwd,
+                   check=True, capture_output=True, text=True)
+
+
+def dvc(*args, cwd):
+    result = subprocess.run(["dvc", *args], cwd=cwd, env=run_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"dvc {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def test_a_colleague_fetches_the_model_with_dvc_artifacts_get_and_generates_from_it(tiny_export, tmp_path):
+    """A repository with the export under `artifacts:` and a local DVC remote; the colleague's
+    empty folder gets it with `dvc artifacts get` (the version registered as a GTO tag, as
+    `gto register` writes it) and `medgan generate` draws the same images from it in a fresh process."""
+    params, folder = tiny_export
+    repo, remote, colleague = tmp_path / "repo", tmp_path / "remote", tmp_path / "colleague"
+    for d in (repo, remote, colleague):
+        d.mkdir()
+    git("init", "-q", cwd=repo)
+    dvc("init", "-q", cwd=repo)
+    zipped = repo / paths.EXPORT_ZIP.format(experiment=EXPERIMENT)
+    zipped.parent.mkdir(parents=True)
+    shutil.copy(paths.path(paths.EXPORT_ZIP, experiment=EXPERIMENT), zipped)
+    dvc("add", "-q", str(zipped.relative_to(repo)), cwd=repo)
+    dvc("remote", "add", "-d", "shared", str(remote), cwd=repo)
+    (repo / "dvc.yaml").write_text(yaml.safe_dump({"artifacts": {EXPERIMENT: export.artifact(params, EXPERIMENT)}}))
+    git("add", "-A", cwd=repo)
+    git("commit", "-qm", "an exported generator", cwd=repo)
+    git("tag", "-a", f"{EXPERIMENT}@v0.1.0", "-m", f"Registering artifact {EXPERIMENT} version v0.1.0", cwd=repo)
+    dvc("push", "-q", cwd=repo)
+    (repo / ".dvc" / "cache").rename(tmp_path / "cache_elsewhere")  # only the remote holds the bytes now
+
+    dvc("artifacts", "get", str(repo), EXPERIMENT, "-o", "model.zip", cwd=colleague)
+    result = subprocess.run(["medgan", "generate", "model.zip", "--n", "6", "--out", "images", "--seed", "4"],
+                            cwd=colleague, env=run_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    fetched = np.stack([np.asarray(Image.open(f)) for f in sorted((colleague / "images").glob("*.png"))])
+    assert np.array_equal(fetched, medgan.generate(folder, 6, seed=4))
+
+
+def test_every_exported_experiment_is_a_dvc_artifact_of_type_model():
+    """The repository's dvc.yaml declares exactly params.yaml's exported experiments, each with the
+    entry `medgan export` defines (path of the zip, type model, labels modality, organ, variant)."""
+    params = config.load(REPO / "params.yaml")
+    declared = (yaml.safe_load((REPO / "dvc.yaml").read_text()) or {}).get("artifacts") or {}
+    assert declared == {name: export.artifact(params, name) for name in params["export"]["experiments"]}

@@ -33,7 +33,7 @@ METADATA = "metadata.json"
 MODEL_CARD = "MODEL_CARD.md"
 # variants whose generator the export rebuilds with torch alone (the DDPMs need MONAI and a
 # sampler, the inpainting generator medgan.inpaint: not exported yet)
-EXPORTABLE = ("vanilla", "dcgan", "cgan", "wgan_gp", "seednet", "pix2pix")
+EXPORTABLE = config.EXPORTABLE_VARIANTS
 MEDGAN_CODE = ("errors.py", "networks.py", "blocks.py")  # copied verbatim: one definition of the networks
 PACKAGE_CODE = ("__init__.py", "safetensors_reader.py")  # templates/export/
 BATCH_UNPAIRED, BATCH_PAIRED = 64, 32  # medgan.sample's batch sizes: the same batches give the same images
@@ -318,6 +318,17 @@ def organ_and_modality(dataset: dict) -> tuple[str, str]:
     known = {"lits": ("liver", "CT"), "covid_ct": ("lung", "CT"), "brain_mri": ("brain", "MRI")}
     organ, modality = known.get(dataset.get("layout"), (None, None))
     return dataset.get("organ") or organ or "unknown", dataset.get("modality") or modality or "unknown"
+
+
+def artifact(params: dict, name: str) -> dict:
+    """The entry of experiment `name` under dvc.yaml's `artifacts:` (DVC's model registry)."""
+    exp = params["experiments"][name]
+    organ, modality = organ_and_modality(params["datasets"][exp["dataset"]])
+    classes = config.classes_of(params, exp)
+    return {"path": paths.EXPORT_ZIP.format(experiment=name), "type": "model",
+            "desc": f"medgan {exp['variant']} generator of {', '.join(classes)} slices of {exp['dataset']} "
+                    f"(medgan export {name}: safetensors, metadata.json, MODEL_CARD.md)",
+            "labels": [modality, organ, exp["variant"]]}
 
 
 # -- model card ---------------------------------------------------------------------------------

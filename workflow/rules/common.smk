@@ -79,6 +79,12 @@ def slices_of_experiment(wildcards):
     )
 
 
+def baseline_of_experiment(wildcards):
+    return paths.BASELINE.format(
+        dataset=PARAMS["experiments"][wildcards.experiment]["dataset"]
+    )
+
+
 def synthetic_of_experiment(wildcards):
     """The experiment's synthetic set when the pipeline makes one (segmentation_utility reads it)."""
     if wildcards.experiment in PARAMS["synthesize"]["experiments"]:
@@ -138,5 +144,6 @@ def final_outputs():
         *expand(paths.SLICES, dataset=list(PARAMS["datasets"])),
         *expand(paths.EXPLORE, dataset=list(PARAMS["datasets"])),
         *expand(paths.SYNTHETIC, experiment=PARAMS["synthesize"]["experiments"]),
+        *expand(paths.EXPORT_ZIP, experiment=PARAMS["export"]["experiments"]),
         paths.REPORT,
     ]
