@@ -326,8 +326,7 @@ def artifact(params: dict, name: str) -> dict:
     organ, modality = organ_and_modality(params["datasets"][exp["dataset"]])
     classes = config.classes_of(params, exp)
     return {"path": paths.EXPORT_ZIP.format(experiment=name), "type": "model",
-            "desc": f"medgan {exp['variant']} generator of {', '.join(classes)} slices of {exp['dataset']} "
-                    f"(medgan export {name}: safetensors, metadata.json, MODEL_CARD.md)",
+            "desc": f"{exp['variant']} generator of {', '.join(classes)} slices ({exp['dataset']}), by medgan export",
             "labels": [modality, organ, exp["variant"]]}
 
 
