@@ -24,6 +24,9 @@ from conftest import REPO, TINY, run_env
 from medgan import cli, config, export, exported, paths
 
 EXPERIMENT = "tiny_dcgan_tumour"
+MORE = {"tiny_cgan": {"dataset": "tiny", "variant": "cgan", "class": "all", "hp": {"z_dim": 16, "ngf": 8, "ndf": 8}},
+        "tiny_p2p": {"dataset": "tiny", "variant": "pix2pix", "class": "all", "hp": {"ngf": 8, "ndf": 8},
+                     "train": {"batch_size": 4}}}
 
 
 def pipeline_to_metrics(params: dict, names) -> None:
@@ -46,7 +49,9 @@ def tiny_project(tmp_path_factory):
     for name in ("Snakefile", "dvc.yaml"):
         shutil.copy(REPO / name, root / name)
     shutil.copytree(REPO / "workflow", root / "workflow")
-    raw = {**TINY, "evaluate": {**TINY["evaluate"], "metrics": ["diversity"]}}
+    raw = {**TINY, "evaluate": {**TINY["evaluate"], "metrics": ["diversity"]},
+           "experiments": {**TINY["experiments"], **MORE},
+           "datasets": {"tiny": {**TINY["datasets"]["tiny"], "write_masks": True}}}
     (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
@@ -56,7 +61,7 @@ def tiny_project(tmp_path_factory):
         phantoms.generate("lits", paths.path(paths.RAW, name="tiny"), params["phantoms"]["tiny"], params["seed"])
         prepare.prepare_dataset("tiny", params["datasets"]["tiny"], paths.path(paths.SLICES, dataset="tiny"),
                                 params["seed"])
-        pipeline_to_metrics(params, [EXPERIMENT])
+        pipeline_to_metrics(params, [EXPERIMENT, *MORE])
     return root
 
 
@@ -344,3 +349,42 @@ def test_every_exported_experiment_is_a_dvc_artifact_of_type_model():
     params = config.load(REPO / "params.yaml")
     declared = (yaml.safe_load((REPO / "dvc.yaml").read_text()) or {}).get("artifacts") or {}
     assert declared == {name: export.artifact(params, name) for name in params["export"]["experiments"]}
+
+
+def test_conditional_export_draws_each_class_as_medgan_sample_does(tiny_project, monkeypatch):
+    monkeypatch.chdir(tiny_project)
+    params = config.load()
+    folder = export.export(params, "tiny_cgan").resolve()
+    for cls in ("healthy", "tumour"):
+        sampled = sample_pngs("tiny_cgan", cls)
+        assert np.array_equal(medgan.generate(folder, len(sampled), seed=params["seed"], cls=cls), sampled)
+    with pytest.raises(exported.ExportFileError, match="not one of"):
+        medgan.generate(folder, 2, cls="cyst")
+
+
+def test_label_map_export_renders_medgan_samples_pairs_from_their_masks(tiny_project, monkeypatch, tmp_path):
+    """pix2pix: the held-out masks `medgan sample` wrote (viewable 0..255 PNGs) go in, its outputs
+    come out, through medgan.generate and through the package's own code alike."""
+    monkeypatch.chdir(tiny_project)
+    params = config.load()
+    folder = export.export(params, "tiny_p2p").resolve()
+    pairs = paths.path(paths.SAMPLES, experiment="tiny_p2p") / "pairs"
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for f in pairs.glob("*_mask.png"):
+        shutil.copy(f, masks / f.name.replace("_mask", ""))
+    stems = sorted(p.stem for p in masks.glob("*.png"))
+    fakes = np.stack([np.asarray(Image.open(pairs / f"{s}_fake.png")) for s in stems])
+    assert np.array_equal(medgan.generate(folder, 0, seed=params["seed"], mask_dir=masks), fakes)
+    with pytest.raises(exported.ExportFileError, match="mask_dir"):
+        medgan.generate(folder, 2)
+    code = f"""
+        import importlib
+        import numpy as np
+        pkg = importlib.import_module("tiny_p2p")
+        images = pkg.generate({str(folder / 'generator.safetensors')!r}, 0, None, False, seed=0, mask_dir={str(masks)!r})
+        np.save({str(tmp_path / 'p2p.npy')!r}, np.stack(images))
+    """
+    result = isolated_python(code, tmp_path, folder.parent)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert np.array_equal(np.load(tmp_path / "p2p.npy"), fakes)

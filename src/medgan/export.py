@@ -158,7 +158,7 @@ def performance(metrics: dict, turing: dict | None) -> dict:
         "PSNR": value(metrics, "paired_psnr_image"), "IS": None,
         "FID": value(metrics, "fid"), "FID_no_images": (metrics.get("fid") or {}).get("n_fake") if value(metrics, "fid") is not None else None,
         "FID_ratio": fid_ratio(metrics), "FID_RADIMAGENET": None, "FID_RADIMAGENET_ratio": None,
-        "turing_test": turing,
+        "turing_test": (turing or {}).get("value"),  # its interval and counts: medgan.turing_test
         "CLF_delta": value(metrics, "utility_auc_gain"),
         "SEG_delta": difference(metrics, "segmentation_mixed_dice", "segmentation_real_dice"),
         "DET_delta": None,
@@ -195,12 +195,15 @@ def medgan_block(metrics_json: dict, source: Path, baseline: dict | None, arch: 
         "experiment": metrics_json.get("experiment"), "variant": arch["variant"],
         "metrics_file": source.as_posix(),
         "metrics": {name: runs for name, entry in sorted(metrics.items()) if (runs := per_seed(entry))},
+        "about": {name: {k: v for k, v in entry.items() if k not in SEED_FIELDS and k != "per_seed"}
+                  for name, entry in sorted(metrics.items()) if per_seed(entry)},
         "skipped": {name: entry["skipped"] for name, entry in sorted(metrics.items()) if entry.get("skipped")},
         "definitions": DEFINITIONS,
         "real_vs_real_floor": baseline,
         "protocol": {"real_split": metrics_json.get("real_split"), "n_real": metrics_json.get("n_real"),
                      "n_fake": metrics_json.get("n_fake"), "n_train": metrics_json.get("n_train"),
-                     "interval": "95% bootstrap interval (patient-level where the metric says so)"},
+                     "interval": "95% interval; each metric's method (bootstrap over images or patients, "
+                                 "jackknife for the relative metrics) is under `about`"},
         "training": {"steps": metrics_json.get("settings", {}).get("trained_steps"), "guard": guard,
                      "settings": metrics_json.get("settings")},
         "provenance": provenance,
@@ -244,8 +247,8 @@ def training_data(dataset_name: str, dataset: dict, classes: list[str]) -> dict:
             "split_by": "patient (case): no patient is in two splits"}
 
 
-def metadata(name: str, params: dict, arch: dict, block: dict, data: dict, turing: dict | None,
-             model: dict) -> dict:
+def metadata(name: str, params: dict, arch: dict, block: dict, metrics: dict, data: dict,
+             turing: dict | None, model: dict) -> dict:
     exp = params["experiments"][name]
     dataset = params["datasets"][exp["dataset"]]
     organ, modality = organ_and_modality(dataset)
@@ -260,14 +263,13 @@ def metadata(name: str, params: dict, arch: dict, block: dict, data: dict, turin
                 "custom": custom_args(arch)}},
         },
         "selection": {
-            "performance": performance(block["metrics_raw"], turing),
+            "performance": performance(metrics, turing),
             "use_cases": ["research", "method development", "data augmentation experiments"],
             "organ": [organ], "modality": [modality], "vendors": [], "centres": [],
             "function": ["noise to image"] if not arch["paired"] else ["label map to image"],
             "condition": arch["classes"], "dataset": [exp["dataset"]], "augmentations": augmentations(model),
             "generates": arch["classes"], "height": arch["image_size"][0], "width": arch["image_size"][1],
             "depth": None, "type": arch["variant"], "license": data["license"],
-            "dataset_type": "public" if data["license"] else "unknown",
             "privacy_preservation": None,
             "tags": ["medgan", arch["variant"], exp["dataset"], *arch["classes"]],
             "year": None,
@@ -281,7 +283,7 @@ def metadata(name: str, params: dict, arch: dict, block: dict, data: dict, turin
             "comment": "Exported by `medgan export`; every number with its interval, n and seed is in the "
                        "`medgan` block and MODEL_CARD.md. Not for diagnosis.",
         },
-        "medgan": {k: v for k, v in block.items() if k != "metrics_raw"},
+        "medgan": block,
     }
 
 
@@ -378,25 +380,8 @@ def export(params: dict, name: str, replicate: int = 0) -> Path:
                           f"{', '.join(EXPORTABLE)} (a DDPM needs MONAI and its sampler, inpainting its painter)")
     model_path = model_file(name, replicate)
     G, model = load_generator(model_path)
-    metrics_path = metrics_file(name, replicate)
-    metrics_json = read_json(metrics_path, f"run `medgan evaluate {name}` first")
-    dataset = params["datasets"][exp["dataset"]]
-    baseline_path = paths.path(paths.BASELINE, dataset=exp["dataset"])
-    baseline = read_json(baseline_path, f"run `medgan baseline {exp['dataset']}` first") if baseline_path.is_file() else None
-    arch = architecture(model, exp, dataset, params["sample"])
-    guard = guard_findings(training_log_file(name, replicate))
-    block = medgan_block(metrics_json, metrics_path, baseline_summary(baseline, arch["classes"]), arch,
-                         model.get("provenance") or {}, guard)
-    block["replicate"] = replicate
-    block["metrics_raw"] = metrics_json.get("metrics", {})
-    data = training_data(exp["dataset"], dataset, arch["classes"])
-    turing = turing_result(name)
-    record = metadata(name, params, arch, block, data, turing, model)
-    card = model_card({"name": name, "package": package_name(name), "arch": arch, "record": record, "data": data,
-                       "rows": card_rows(block["metrics_raw"]), "floor": floor_rows(baseline, arch["classes"]),
-                       "guard": guard, "metrics": block["metrics_raw"], "turing": turing,
-                       "exp": exp, "version": __version__, "model_path": model_path.as_posix(),
-                       "metrics_path": metrics_path.as_posix()})
+    arch = architecture(model, exp, params["datasets"][exp["dataset"]], params["sample"])
+    record, card = describe(params, name, replicate, arch, model, model_path)
     folder = paths.path(paths.EXPORT, experiment=name)
     with atomic_dir(folder) as tmp:
         write_weights(G.state_dict(), tmp / WEIGHTS, {"format": "medgan-export", "variant": arch["variant"],
@@ -407,6 +392,28 @@ def export(params: dict, name: str, replicate: int = 0) -> Path:
         copy_code(tmp)
     write_zip(folder, paths.path(paths.EXPORT_ZIP, experiment=name), package_name(name))
     return folder
+
+
+def describe(params: dict, name: str, replicate: int, arch: dict, model: dict, model_path: Path) -> tuple[dict, str]:
+    """(metadata.json's record, MODEL_CARD.md's text) from the run's metrics, baseline, log and data."""
+    exp = params["experiments"][name]
+    metrics_path = metrics_file(name, replicate)
+    metrics_json = read_json(metrics_path, f"run `medgan evaluate {name}` first")
+    metrics = metrics_json.get("metrics", {})
+    baseline_path = paths.path(paths.BASELINE, dataset=exp["dataset"])
+    baseline = read_json(baseline_path, f"rerun `medgan baseline {exp['dataset']}`") if baseline_path.is_file() else None
+    guard = guard_findings(training_log_file(name, replicate))
+    turing = turing_result(name)
+    block = medgan_block(metrics_json, metrics_path, baseline_summary(baseline, arch["classes"]), arch,
+                         model.get("provenance") or {}, guard)
+    block.update(replicate=replicate, turing_test=turing)
+    data = training_data(exp["dataset"], params["datasets"][exp["dataset"]], arch["classes"])
+    record = metadata(name, params, arch, block, metrics, data, turing, model)
+    card = model_card({"name": name, "package": package_name(name), "arch": arch, "record": record, "data": data,
+                       "rows": card_rows(metrics), "floor": floor_rows(baseline, arch["classes"]), "guard": guard,
+                       "metrics": metrics, "turing": turing, "version": __version__,
+                       "model_path": model_path.as_posix(), "metrics_path": metrics_path.as_posix()})
+    return record, card
 
 
 def baseline_summary(baseline: dict | None, classes: list[str]) -> dict | None:
