@@ -99,9 +99,13 @@ def test_export_writes_safetensors_code_record_card_and_zip(tiny_export):
     arch = json.loads((folder / "architecture.json").read_text())
     assert arch["image_size"] == [32, 32] and arch["z_dim"] == 16 and arch["classes"] == ["tumour"]
     assert arch["preprocessing"]["window_hu"] == params["datasets"]["tiny"]["window"]
-    with zipfile.ZipFile(paths.path(paths.EXPORT_ZIP, experiment=EXPERIMENT)) as z:
+    zipped = paths.path(paths.EXPORT_ZIP, experiment=EXPERIMENT)
+    with zipfile.ZipFile(zipped) as z:
         assert sorted(z.namelist()) == sorted(f"{EXPERIMENT}/{n}" for n in names)
         assert z.read(f"{EXPERIMENT}/generator.safetensors") == (folder / "generator.safetensors").read_bytes()
+    first = zipped.read_bytes()
+    export.export(params, EXPERIMENT)
+    assert zipped.read_bytes() == first  # the same run exports to the same bytes (DVC sees no change)
 
 
 def test_metadata_uses_medigans_fields_and_medgans_numbers(tiny_export):
@@ -388,3 +392,14 @@ def test_label_map_export_renders_medgan_samples_pairs_from_their_masks(tiny_pro
     result = isolated_python(code, tmp_path, folder.parent)
     assert result.returncode == 0, result.stdout + result.stderr
     assert np.array_equal(np.load(tmp_path / "p2p.npy"), fakes)
+
+
+def test_params_naming_an_unknown_or_unexportable_experiment_is_refused_naming_the_key(tmp_path):
+    from conftest import tiny_params
+
+    raw = tiny_params(export={"experiments": ["nope", "tiny_ddpm"]})
+    raw["experiments"]["tiny_ddpm"] = {"dataset": "tiny", "variant": "ddpm", "class": "tumour"}
+    with pytest.raises(config.ConfigError) as err:
+        config.validate(raw)
+    assert "export.experiments[0]': unknown experiment 'nope'" in str(err.value)
+    assert "export.experiments[1]': 'tiny_ddpm' is a ddpm experiment" in str(err.value)

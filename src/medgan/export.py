@@ -102,12 +102,14 @@ def preprocessing(dataset: dict, exp: dict) -> dict:
             "classes": list(dataset["classes"])}
 
 
-def write_weights(state_dict: dict, path: Path, meta: dict) -> None:
+def write_weights(state_dict: dict, path: Path) -> None:
+    """One metadata entry only: safetensors writes a map's keys in no fixed order, and the same
+    model must export to the same bytes (what the file is: architecture.json)."""
     from safetensors.torch import save_file
 
     tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
     with atomic_file(path) as tmp:
-        save_file(tensors, str(tmp), metadata={k: str(v) for k, v in meta.items()})
+        save_file(tensors, str(tmp), metadata={"format": "medgan-export"})
 
 
 def copy_code(folder: Path) -> None:
@@ -384,8 +386,7 @@ def export(params: dict, name: str, replicate: int = 0) -> Path:
     record, card = describe(params, name, replicate, arch, model, model_path)
     folder = paths.path(paths.EXPORT, experiment=name)
     with atomic_dir(folder) as tmp:
-        write_weights(G.state_dict(), tmp / WEIGHTS, {"format": "medgan-export", "variant": arch["variant"],
-                                                       "experiment": name, "medgan": __version__})
+        write_weights(G.state_dict(), tmp / WEIGHTS)
         (tmp / ARCHITECTURE).write_text(json.dumps(arch, indent=2, sort_keys=True) + "\n")
         (tmp / METADATA).write_text(json.dumps(record, indent=2, sort_keys=True, allow_nan=False) + "\n")
         (tmp / MODEL_CARD).write_text(card)
