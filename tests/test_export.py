@@ -289,12 +289,15 @@ def test_medigans_import_and_call_convention(tiny_export, tmp_path):
             os.rmdir(path)
         arrays = method(model_file=model_file, num_samples=3, output_path=None, save_images=False, seed=0)
         print(len(os.listdir(out)), [a.shape for a in arrays])
+        import numpy as np
+        np.save("arrays.npy", np.stack(arrays))
     """
     result = isolated_python(code, tmp_path, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.split()[0] == "10" and "(32, 32)" in result.stdout
-    first = np.asarray(Image.open(tmp_path / "output" / "batch_0_00000.png"))
-    assert np.array_equal(first, medgan.generate(folder, 1, seed=0)[0])
+    first = [np.asarray(Image.open(tmp_path / "output" / f"batch_{b}_00000.png")) for b in (0, 1)]
+    assert not np.array_equal(*first)  # medigan's batches, each a call with the same defaults, differ
+    assert np.array_equal(np.load(tmp_path / "arrays.npy"), medgan.generate(folder, 3, seed=0))
 
 
 def test_export_refuses_a_variant_it_cannot_rebuild_and_replicates_it_does_not_have(params):
@@ -403,3 +406,26 @@ def test_params_naming_an_unknown_or_unexportable_experiment_is_refused_naming_t
         config.validate(raw)
     assert "export.experiments[0]': unknown experiment 'nope'" in str(err.value)
     assert "export.experiments[1]': 'tiny_ddpm' is a ddpm experiment" in str(err.value)
+
+
+def test_scored_turing_answers_reach_metadata_and_card(tiny_project, monkeypatch):
+    from medgan import turing
+    from test_turing import answers_csv
+
+    monkeypatch.chdir(tiny_project)
+    params = config.load()
+    key = turing.build(params, EXPERIMENT)
+    answers = paths.path(paths.TURING_ANSWERS, experiment=EXPERIMENT)
+    answers.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(1)
+    files = [answers_csv(answers / f"dr_{r}.csv", key, f"dr_{r}", lambda it: str(rng.choice(turing.ANSWERS)))
+             for r in "ab"]
+    try:
+        folder = export.export(params, EXPERIMENT)
+        pooled = turing.score(key, [Path(f) for f in files])["pooled"]["accuracy"]
+        record = json.loads((folder / "metadata.json").read_text())
+        assert record["selection"]["performance"]["turing_test"] == pooled["value"]
+        assert record["medgan"]["turing_test"]["n"] == pooled["n"] > 0
+        assert f"({pooled['k']}/{pooled['n']}; 0.5 = chance)" in (folder / "MODEL_CARD.md").read_text()
+    finally:
+        shutil.rmtree(answers)

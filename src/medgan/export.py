@@ -290,7 +290,9 @@ def metadata(name: str, params: dict, arch: dict, block: dict, metrics: dict, da
 
 
 def custom_args(arch: dict) -> dict:
-    custom = {"seed": 0}
+    """medigan's defaults. seed None: medigan calls generate once per batch with the same
+    arguments, and a fixed seed would give every batch the same images."""
+    custom = {"seed": None}
     if arch["conditional"]:
         custom["class"] = arch["classes"][0]
     if arch["paired"]:
@@ -299,7 +301,7 @@ def custom_args(arch: dict) -> dict:
 
 
 def inputs(arch: dict) -> list[str]:
-    described = ["seed: int (same seed, same images; default 0)"]
+    described = ["seed: int (same seed, same images; default none: fresh images each call)"]
     if arch["conditional"]:
         described.append(f"class: one of {arch['classes']}")
     if arch["paired"]:

@@ -132,6 +132,12 @@ def turing_answer_files(wildcards):
     return sorted(str(p) for folder in folders for p in folder.glob("*.csv"))
 
 
+def turing_answers_of_experiment(wildcards):
+    """Readers' answer CSVs of one experiment present now: the export's metadata scores them."""
+    folder = Path(paths.TURING_ANSWERS.format(experiment=wildcards.experiment))
+    return sorted(str(p) for p in folder.glob("*.csv"))
+
+
 def final_outputs():
     experiments = list(PARAMS["experiments"])
     return [

@@ -7,6 +7,7 @@ rule export:
         train_log=paths.TRAIN_LOG,
         baseline=baseline_of_experiment,
         slices=slices_of_experiment,
+        turing_answers=turing_answers_of_experiment,
     output:
         folder=directory(paths.EXPORT),
         zip=paths.EXPORT_ZIP,

@@ -136,9 +136,12 @@ def generate(model_file, num_samples: int = 20, output_path=None, save_images: b
              mask_dir=None, **custom):
     """medigan's entry point. Returns a list of uint8 H x W arrays when save_images is false;
     otherwise writes PNGs (00000.png, ...; label-map models: the label map's name) to
-    output_path. seed None draws a fresh one."""
+    output_path. seed None (medigan's default here) draws a fresh one; pass a seed for the same
+    images every time (equal to `medgan generate --seed` and `medgan sample`)."""
     G, arch = load(model_file)
-    seed = int(torch.seed() % 2**31) if seed is None else int(seed)
+    # no seed: fresh entropy, without touching torch's global generator (medigan calls generate once
+    # per batch with the same arguments, so a fixed default would repeat the same images per batch)
+    seed = int(np.random.SeedSequence().entropy % 2**31) if seed is None else int(seed)
     if arch["paired"]:
         if mask_dir is None:
             raise ExportError("this model turns label maps into images: pass mask_dir=FOLDER of PNG label maps")
