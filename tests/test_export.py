@@ -182,6 +182,7 @@ def test_cli_generate_writes_a_folder_or_a_zip_without_params_yaml(tiny_export, 
     monkeypatch.chdir(tmp_path)  # no params.yaml here
     assert cli.main(["generate", str(folder), "--n", "3", "--out", "imgs", "--seed", "1"]) == 0
     assert cli.main(["generate", str(folder), "--n", "3", "--out", "imgs.zip", "--seed", "1"]) == 0
+    assert cli.main(["generate", str(folder), "--n", "0", "--out", "none"]) == 2 and not Path("none").exists()
     with zipfile.ZipFile("imgs.zip") as z:
         assert sorted(z.namelist()) == sorted(p.name for p in Path("imgs").iterdir()) == \
             ["00000.png", "00001.png", "00002.png"]
@@ -270,6 +271,7 @@ def test_medigans_import_and_call_convention(tiny_export, tmp_path):
         z.extractall(target)
     code = f"""
         import importlib, json, os, sys
+        import numpy as np
         execution = json.loads({json.dumps(json.dumps(execution))})
         lib = importlib.import_module(f"models.{model_id}." + execution["package_name"])
         model_file = f"models/{model_id}/" + execution["package_name"] + "/" + execution["model_name"] + execution["extension"]
@@ -289,7 +291,6 @@ def test_medigans_import_and_call_convention(tiny_export, tmp_path):
             os.rmdir(path)
         arrays = method(model_file=model_file, num_samples=3, output_path=None, save_images=False, seed=0)
         print(len(os.listdir(out)), [a.shape for a in arrays])
-        import numpy as np
         np.save("arrays.npy", np.stack(arrays))
     """
     result = isolated_python(code, tmp_path, tmp_path)

@@ -142,6 +142,8 @@ def draw(G, arch: dict, n: int, seed: int, cls: str | None) -> np.ndarray:
 
     from .sample import generate
 
+    if n < 1:
+        raise ExportFileError(f"--n {n}: ask for at least one image")
     index = 0
     if arch["conditional"]:
         cls = arch["classes"][0] if cls is None else cls
@@ -160,6 +162,8 @@ def render(G, arch: dict, mask_dir: Path, n: int | None, seed: int) -> tuple[lis
     from .labels import encoding_from_dict
     from .sample import to_uint8
 
+    if n < 0:
+        raise ExportFileError(f"--n {n}: a count of label maps (0 = all of them)")
     names, masks = read_label_maps(mask_dir, arch)
     if n:
         names, masks = names[:n], masks[:n]
