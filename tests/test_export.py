@@ -430,3 +430,34 @@ def test_scored_turing_answers_reach_metadata_and_card(tiny_project, monkeypatch
         assert f"({pooled['k']}/{pooled['n']}; 0.5 = chance)" in (folder / "MODEL_CARD.md").read_text()
     finally:
         shutil.rmtree(answers)
+
+
+@pytest.mark.parametrize("name", ["lits_dcgan_small_data_tumour", "lits_pix2pix"])
+def test_the_demos_model_card_shows_every_number_of_its_metrics_file(name, monkeypatch):
+    """The card and record rendered from the committed demo results (the model and slices are
+    DVC's, so the model's fields come from the metrics file's settings, the split from a stand-in)."""
+    monkeypatch.chdir(REPO)
+    params = config.load(REPO / "params.yaml")
+    metrics_json = json.loads((REPO / paths.METRICS.format(experiment=name)).read_text())
+    settings, exp = metrics_json["settings"], params["experiments"][name]
+    model = {"variant": exp["variant"], "hp": settings["hp"], "image_size": [64, 64], "step": settings["trained_steps"],
+             "classes": config.classes_of(params, exp), "labels": settings.get("labels"), "train": settings["train"]}
+    data = {"dataset": exp["dataset"], "license": "L", "kind": "volumes", "layout": "lits", "split_ratios": {},
+            "split_by": "patient", "splits": {"train": {"patients": 12, "slices": 34, "per_class": {"tumour": 34}}}}
+    monkeypatch.setattr(export, "training_data", lambda *a: data)
+    arch = export.architecture(model, exp, params["datasets"][exp["dataset"]], params["sample"])
+    record, card = export.describe(params, name, 0, arch, model, Path("model.pt"))
+    metrics = metrics_json["metrics"]
+    shown = [m for m in export.CARD_METRICS if "value" in metrics.get(m, {})]
+    assert len(shown) >= 10
+    for metric in shown:
+        m = metrics[metric]
+        assert f"| {metric} | {m['value']:.4g} [{m['ci_low']:.4g}, {m['ci_high']:.4g}] | {m['n_real']} / {m['n_fake']} | 0 |" in card
+        assert record["medgan"]["metrics"][metric] == [{k: m[k] for k in export.SEED_FIELDS}]
+    floor = json.loads((REPO / paths.BASELINE.format(dataset=exp["dataset"])).read_text())["classes"]
+    fid_floor = floor["tumour" if exp["class"] == "tumour" else "all"]["metrics"]["fid"]
+    assert f"| fid | {'tumour' if exp['class'] == 'tumour' else 'all'} | {fid_floor['value']:.4g} [" in card
+    pixel = metrics["memorisation_share_pixel"]
+    assert (f"than real held-out images are: {pixel['value']:.4g} [{pixel['ci_low']:.4g}, {pixel['ci_high']:.4g}] "
+            f"in pixel space ({pixel['exact_copies']} exact copies)") in card
+    assert record["selection"]["performance"]["FID"] == metrics["fid"]["value"]
