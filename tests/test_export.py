@@ -256,7 +256,8 @@ def _load_reader():
 
 
 def test_medigans_import_and_call_convention(tiny_export, tmp_path):
-    """medigan 1.0.0's ModelExecutor cannot run here: it imports pkg_resources (gone from
+    """Without medigan's code (the test below runs medigan's own executor where PyPI answers):
+    medigan 1.0.0 does not import as installed here — its executor imports pkg_resources (gone from
     setuptools >= 81; this venv has 84) and its package __init__ imports PyGithub and matplotlib
     widgets. So this reproduces what ModelExecutor does with a model package, step by step:
     unzip `{package_name}.zip` into models/{model_id}/, import `models.{model_id}.{package_name}`,
@@ -461,3 +462,60 @@ def test_the_demos_model_card_shows_every_number_of_its_metrics_file(name, monke
     assert (f"than real held-out images are: {pixel['value']:.4g} [{pixel['ci_low']:.4g}, {pixel['ci_high']:.4g}] "
             f"in pixel space ({pixel['exact_copies']} exact copies)") in card
     assert record["selection"]["performance"]["FID"] == metrics["fid"]["value"]
+
+
+MEDIGAN = "medigan==1.0.0"
+
+
+def medigan_source(tmp_path: Path) -> Path:
+    """medigan 1.0.0's source from PyPI (its sdist; pip's cache answers when it has it), not installed."""
+    import tarfile
+
+    got = subprocess.run([sys.executable, "-m", "pip", "download", MEDIGAN, "--no-deps", "--no-binary", ":all:",
+                          "--no-build-isolation", "-d", str(tmp_path / "sdist")], capture_output=True, text=True,
+                         timeout=300)
+    archives = sorted((tmp_path / "sdist").glob("medigan-*.tar.gz"))
+    if got.returncode != 0 or not archives:
+        pytest.skip(f"pip could not fetch {MEDIGAN} (offline?): {got.stderr.strip().splitlines()[-1:]}; "
+                    f"test_medigans_import_and_call_convention checks the same steps without it")
+    with tarfile.open(archives[0]) as tar:
+        tar.extractall(tmp_path / "medigan", filter="data")
+    return next((tmp_path / "medigan").glob("medigan-*/src/medigan"))
+
+
+def test_medigans_own_model_executor_unzips_imports_and_runs_the_export(tiny_export, tmp_path):
+    """medigan's ModelExecutor (its code, from the PyPI sdist) finds the zip where it downloads
+    packages, unzips it, imports it and generates in its batch loop. Two things stand in for what
+    does not import here: `pkg_resources` (removed from setuptools >= 81; the executor calls only
+    its require(), answered from importlib.metadata) and medigan's package __init__ (it imports
+    PyGithub and matplotlib widgets for uploading and plotting; the executor needs neither)."""
+    _, folder = tiny_export
+    source = medigan_source(tmp_path)
+    record = json.loads((folder / "metadata.json").read_text())
+    model_id, package = "00099_MEDGAN_TINY", record["execution"]["package_name"]
+    work = tmp_path / "work"
+    (work / "models" / model_id).mkdir(parents=True)
+    shutil.copy(paths.path(paths.EXPORT_ZIP, experiment=EXPERIMENT), work / "models" / model_id / f"{package}.zip")
+    code = f"""
+        import importlib.metadata, json, os, sys, types
+        import numpy as np
+        shim = types.ModuleType("pkg_resources")
+        shim.require = lambda requirements: [importlib.metadata.version(r) for r in requirements]
+        sys.modules["pkg_resources"] = shim
+        medigan = types.ModuleType("medigan")
+        medigan.__path__ = [{str(source)!r}]
+        sys.modules["medigan"] = medigan
+        from medigan.execute_model.model_executor import ModelExecutor
+
+        executor = ModelExecutor({model_id!r}, json.loads({json.dumps(json.dumps(record["execution"]))}),
+                                 download_package=True)
+        executor.generate(num_samples=10, output_path="output", save_images=True, batch_size=4)
+        arrays = executor.generate(num_samples=5, output_path="unused", save_images=False, seed=2)
+        np.save("arrays.npy", np.stack(arrays))
+        print(len(os.listdir("output")), executor.serialised_model_file_path)
+    """
+    result = isolated_python(code, work, work)
+    assert result.returncode == 0, result.stdout + result.stderr
+    count, model_file = result.stdout.split()[-2:]
+    assert count == "10" and model_file == f"models/{model_id}/{package}/generator.safetensors"
+    assert np.array_equal(np.load(work / "arrays.npy"), medgan.generate(folder, 5, seed=2))
