@@ -557,3 +557,10 @@ def test_the_packages_networks_are_medgans_bit_for_bit(variant, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     ours = medgan.generate(folder, 5, seed=11, cls=cls)
     assert np.array_equal(np.load(tmp_path / "out.npy"), ours) and ours.std() > 0
+
+
+def test_export_of_an_untrained_experiment_names_the_missing_model(tiny_project, monkeypatch, capsys):
+    monkeypatch.chdir(tiny_project)
+    assert cli.main(["export", "tiny_dcgan_healthy"]) == 2
+    assert "results/models/tiny_dcgan_healthy.pt not found" in capsys.readouterr().err
+    assert not paths.path(paths.EXPORT, experiment="tiny_dcgan_healthy").exists()
