@@ -104,7 +104,7 @@ def preprocessing(dataset: dict, exp: dict) -> dict:
 
 def write_weights(state_dict: dict, path: Path) -> None:
     """One metadata entry only: safetensors writes a map's keys in no fixed order, and the same
-    model must export to the same bytes (what the file is: architecture.json)."""
+    model must export to the same bytes (architecture.json says what the tensors are)."""
     from safetensors.torch import save_file
 
     tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
@@ -257,7 +257,9 @@ def metadata(name: str, params: dict, arch: dict, block: dict, metrics: dict, da
     package = package_name(name)
     return {
         "execution": {
-            "package_name": package, "package_link": f"{package}.zip", "model_name": "generator",
+            # package_link: the zip's name here; replace it with where you publish the zip (Zenodo, ...)
+            "package_name": package, "package_link": Path(paths.EXPORT_ZIP.format(experiment=name)).name,
+            "model_name": "generator",
             "extension": ".safetensors", "image_size": arch["image_size"],
             "dependencies": RUNTIME_DEPENDENCIES,
             "generate_method": {"name": "generate", "args": {
