@@ -27,6 +27,7 @@ include: "workflow/rules/synthesize.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/explore.smk"
+include: "workflow/rules/export.smk"
 
 
 rule all:

@@ -28,6 +28,7 @@ TINY = {
     "evaluate": {"metrics": ["frd", "fid"], "inception": "auto"},
     "turing": {"n_per_kind": 20},  # dvc.yaml lists it under params: DVC needs it in the file
     "synthesize": {"experiments": []},  # dvc.yaml's synthesize stage loops over it
+    "export": {"experiments": []},  # and its export stage over this
 }
 
 

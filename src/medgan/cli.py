@@ -30,11 +30,14 @@ VERBS = {
                "GAN latent sliders and paths (results/explore/DATASET.html, opens offline)",
     "synthesize": "edit EXPERIMENT's training label maps (add, grow, shrink, move, remove lesions; sizes in mm) and "
                   "render them through its mask -> image model into data/synthetic/EXPERIMENT (image/mask pairs + manifest)",
+    "export": "EXPERIMENT's generator as a shareable package: results/export/EXPERIMENT/ (safetensors weights, "
+              "architecture, medigan-style generate(), metadata.json, MODEL_CARD.md) and its .zip",
+    "generate": "N images from an exported generator (folder or .zip from `medgan export`), without params.yaml",
 }
 TARGETS = {"phantoms": "NAME", "check-data": "DATASET", "prepare": "DATASET", "train": "EXPERIMENT",
            "sample": "EXPERIMENT", "evaluate": "EXPERIMENT", "baseline": "DATASET",
            "turing": "EXPERIMENT", "turing-score": "EXPERIMENT", "explore": "DATASET",
-           "synthesize": "EXPERIMENT"}
+           "synthesize": "EXPERIMENT", "export": "EXPERIMENT"}
 
 
 def variant_names() -> list[str]:
@@ -53,7 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
         sub = verbs.add_parser(verb, help=help_text, description=help_text)
         if verb in TARGETS:
             sub.add_argument("target", metavar=TARGETS[verb], help=f"{TARGETS[verb].lower()} name in params.yaml")
+        if verb == "generate":
+            add_generate_arguments(sub)
+            continue
         sub.add_argument("--params", metavar="FILE", help="configuration file (default: params.yaml)")
+        if verb == "export":
+            sub.add_argument("--replicate", type=int, default=0, metavar="I",
+                             help="which training replicate (seed) to export (default: 0)")
         if verb == "env":
             sub.add_argument("--json", action="store_true", help="print JSON (for machines)")
             sub.add_argument("--lock", metavar="FILE", help="lock file to check against (default: requirements/*.txt)")
@@ -76,6 +85,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_generate_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("model", metavar="MODEL", help="an export folder or .zip written by `medgan export`")
+    sub.add_argument("--n", type=int, required=True, metavar="N",
+                     help="how many images (label map -> image models: the first N label maps; 0 = all)")
+    sub.add_argument("--out", required=True, metavar="DIR",
+                     help="a new (or empty) folder for the PNGs, or a file ending in .zip")
+    sub.add_argument("--seed", type=int, default=0, help="same seed, same images (default: 0)")
+    sub.add_argument("--class", dest="cls", metavar="CLASS", help="conditional models: the class to draw")
+    sub.add_argument("--mask-dir", metavar="DIR", help="label map -> image models: folder of PNG label maps")
+
+
 def launch_torchrun(nproc: int, args: argparse.Namespace) -> None:
     """Multi-GPU training: rerun this verb under torchrun, one DDP process per GPU."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
@@ -89,6 +109,13 @@ def run(args: argparse.Namespace) -> None:
         from . import envcheck
 
         envcheck.main(args.json, args.lock)
+        return
+    if args.verb == "generate":
+        from . import exported
+
+        images = exported.generate(args.model, args.n, seed=args.seed, out=args.out, cls=args.cls,
+                                   mask_dir=args.mask_dir)
+        print(f"{args.out}: {len(images)} images from {args.model} (seed {args.seed})")
         return
     params = config.load(args.params)
     if args.verb == "phantoms":
@@ -162,6 +189,11 @@ def run(args: argparse.Namespace) -> None:
         manifest = synthesize.synthesize(params, args.target)
         print(f"{paths.path(paths.SYNTHETIC, experiment=args.target)}: {len(manifest)} image/mask pairs "
               f"({', '.join(f'{k} {v}' for k, v in manifest['edit'].value_counts().sort_index().items())})")
+    elif args.verb == "export":
+        from . import export
+
+        folder = export.export(params, args.target, args.replicate)
+        print(f"{folder}/ and {paths.EXPORT_ZIP.format(experiment=args.target)}: {args.target} exported")
     elif args.verb == "report":
         from . import report
 

@@ -17,6 +17,7 @@ from .errors import MedganError
 
 DEFAULT_PARAMS = "params.yaml"
 PAIRED_VARIANTS = ("pix2pix", "pix2pix_inpaint", "ddpm_mask")  # = medgan.variants' paired ones (no torch here)
+EXPORTABLE_VARIANTS = ("vanilla", "dcgan", "cgan", "wgan_gp", "seednet", "pix2pix")  # medgan export rebuilds these
 AUTO_DIFFAUGMENT = ("translation", "cutout")  # train.diffaugment: auto, unpaired variants
 PARAMS_ENV = "MEDGAN_PARAMS"  # set by the Snakefile when --config/--configfile override params.yaml
 
@@ -99,6 +100,7 @@ def _check_references(params: dict, source: str) -> None:
     for name, dataset in params["datasets"].items():
         problems += [f"  - at 'datasets.{name}.{key}': {text}" for key, text in _dataset_problems(dataset)]
     problems += [f"  - at 'synthesize.{key}': {text}" for key, text in _synthesize_problems(params)]
+    problems += [f"  - at 'export.{key}': {text}" for key, text in _export_problems(params)]
     if problems:
         raise ConfigError(f"{source} is invalid:\n" + "\n".join(problems))
 
@@ -117,6 +119,18 @@ def _synthesize_problems(params: dict) -> list[tuple[str, str]]:
         low, high = settings[key]
         if low > high:
             problems.append((key, f"[{low}, {high}]: the first value is the minimum — swap them"))
+    return problems
+
+
+def _export_problems(params: dict) -> list[tuple[str, str]]:
+    problems = []
+    for i, name in enumerate(params["export"]["experiments"]):
+        exp = params["experiments"].get(name)
+        if exp is None:
+            problems.append((f"experiments[{i}]", f"unknown experiment '{name}' (known: {', '.join(params['experiments'])})"))
+        elif exp["variant"] not in EXPORTABLE_VARIANTS:
+            problems.append((f"experiments[{i}]", f"'{name}' is a {exp['variant']} experiment; medgan export handles "
+                                                  f"{', '.join(EXPORTABLE_VARIANTS)}"))
     return problems
 
 
@@ -301,6 +315,10 @@ def stage_params(params: dict, stage: str, target: str | None = None) -> dict:
         return {"seed": params["seed"], "dataset": params["datasets"][target],
                 "real_split": params["evaluate"]["real_split"],
                 "experiments": {n: e for n, e in params["experiments"].items() if e["dataset"] == target}}
+    if stage == "export":
+        exp = params["experiments"][target]
+        return {"seed": params["seed"], "experiment": exp, "dataset": params["datasets"][exp["dataset"]],
+                "dropout": params["sample"]["dropout"]}
     if stage == "report":
         return {"seed": params["seed"], "experiments": params["experiments"],
                 "real_split": params["evaluate"]["real_split"]}

@@ -22,6 +22,8 @@ TURING_PAGE = "results/turing/{experiment}/index.html"  # hand this one file to 
 TURING_KEY = "results/turing/{experiment}/key.json"     # never referenced by the page
 TURING_ANSWERS = "results/turing/{experiment}/answers"  # readers' exported CSVs (not a stage output)
 REPORT = "results/report.html"
+EXPORT = "results/export/{experiment}"  # medgan export: the shareable package (folder)
+EXPORT_ZIP = "results/export/{experiment}.zip"  # the same zipped: what medigan's package_link names
 EXPLORE = "results/explore/{dataset}.html"  # latent-space explorer, one page per dataset
 CACHE = "results/cache"
 # what made each metrics file (not DVC metrics: results.py, provenance.py)

@@ -79,6 +79,12 @@ def slices_of_experiment(wildcards):
     )
 
 
+def baseline_of_experiment(wildcards):
+    return paths.BASELINE.format(
+        dataset=PARAMS["experiments"][wildcards.experiment]["dataset"]
+    )
+
+
 def synthetic_of_experiment(wildcards):
     """The experiment's synthetic set when the pipeline makes one (segmentation_utility reads it)."""
     if wildcards.experiment in PARAMS["synthesize"]["experiments"]:
@@ -126,6 +132,12 @@ def turing_answer_files(wildcards):
     return sorted(str(p) for folder in folders for p in folder.glob("*.csv"))
 
 
+def turing_answers_of_experiment(wildcards):
+    """Readers' answer CSVs of one experiment present now: the export's metadata scores them."""
+    folder = Path(paths.TURING_ANSWERS.format(experiment=wildcards.experiment))
+    return sorted(str(p) for p in folder.glob("*.csv"))
+
+
 def final_outputs():
     experiments = list(PARAMS["experiments"])
     return [
@@ -138,5 +150,6 @@ def final_outputs():
         *expand(paths.SLICES, dataset=list(PARAMS["datasets"])),
         *expand(paths.EXPLORE, dataset=list(PARAMS["datasets"])),
         *expand(paths.SYNTHETIC, experiment=PARAMS["synthesize"]["experiments"]),
+        *expand(paths.EXPORT_ZIP, experiment=PARAMS["export"]["experiments"]),
         paths.REPORT,
     ]
