@@ -38,7 +38,7 @@ def frechet_exact(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def frechet_fast(a: np.ndarray, b: np.ndarray) -> float:
-    """The same distance computed exactly in the sample space, for bootstrap replicates
+    """The same distance computed exactly in the sample space, for the interval's leave-outs
     (written by hand: no library has it). With A = centred(a)/sqrt(n-1), B likewise,
     tr sqrt(Sa Sb) = sum of singular values of A B^T (n x m instead of d x d)."""
     A = (a - a.mean(0)) / np.sqrt(len(a) - 1)
