@@ -203,7 +203,8 @@ def intervals(statistic: Callable[..., "list[float]"], clusters: list, names: li
     ci_method, ci_unit, n_patients_real — or ci_missing with the reason. `clusters`: per set,
     the label of each row (clusters_of). None when settings' bootstrap is 0 (intervals off).
 
-    Delete-one-cluster jackknife per set; the sets' variances add (independent samples);
+    Delete-one-cluster jackknife per set, weighted for clusters of unequal size
+    (_jackknife_variance); the sets' variances add (independent samples);
     t quantile with Welch–Satterthwaite df; `log_scale` builds it on log(statistic) (ratios).
     Each interval is clipped into RANGES[name]."""
     if settings.get("bootstrap", 1) <= 0:
