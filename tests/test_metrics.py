@@ -313,6 +313,26 @@ def test_frd_is_not_dominated_by_a_feature_nearly_constant_among_real_images():
 
 # -- PRDC -----------------------------------------------------------------------------------------
 
+def test_prdc_from_distance_matrices_equals_the_prdc_package():
+    from scipy.spatial.distance import cdist
+
+    rng = np.random.default_rng(4)
+    real, fake = rng.normal(0, 1, (60, 12)), rng.normal(0.4, 1.3, (45, 12))
+    by_package = prdc.prdc_values(real, fake, 5)
+    by_matrices = prdc.prdc_of_distances(cdist(real, real), cdist(fake, fake), cdist(real, fake), 5)
+    assert by_matrices == pytest.approx([by_package[p] for p in prdc.PARTS], abs=1e-12)
+    assert 0 < by_package["precision"] < 1 and 0 < by_package["coverage"] < 1  # not a trivial case
+
+
+def test_kid_from_kernel_rows_equals_the_estimate_on_those_rows():
+    rng = np.random.default_rng(5)
+    real, fake = rng.normal(0, 1, (30, 8)), rng.normal(0.5, 1, (25, 8))
+    rows_r, rows_f = np.arange(3, 30), np.r_[0:10, 15:25]
+    assert kid.mmd2_of_rows(kid.polynomial_kernels(real, fake), rows_r, rows_f) == pytest.approx(
+        kid.polynomial_mmd2(real[rows_r], fake[rows_f]), rel=1e-10)
+    assert fid.frechet_exact(real, fake) == pytest.approx(fid.frechet_fast(real, fake), rel=1e-8)  # n > d form
+
+
 def test_prdc_on_known_point_clouds():
     rng = np.random.default_rng(0)
     real, same, far = rng.normal(0, 1, (200, 2)), rng.normal(0, 1, (200, 2)), rng.normal(50, 1, (200, 2))
