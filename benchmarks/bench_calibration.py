@@ -78,7 +78,8 @@ def halves(real: np.ndarray, patient: np.ndarray, fake: np.ndarray, labels: list
 def point_values(real, patient, fake, labels, seed: int) -> dict:
     """Every statistic on the whole sets, by the functions the intervals leave rows out of."""
     rows = (np.arange(len(real)), np.arange(len(fake)))
-    found = dict(zip(prdc.PARTS, prdc.prdc_of_distances(cdist(real, real), cdist(fake, fake), cdist(real, fake), PRDC_K)))
+    distances = cdist(real, real), cdist(fake, fake), cdist(real, fake)
+    found = dict(zip(prdc.PARTS, prdc.prdc_of_distances(*distances, PRDC_K)))
     real_a, real_b, _ = halves(real, patient, fake, labels, seed)
     num, den = relative.fid_pair(real_a, real_b, fake)(np.arange(len(real_a)), np.arange(len(real_b)), rows[1])
     return {"fid": fid.frechet_exact(real, fake), "kid": kid.mmd2_of_rows(kid.polynomial_kernels(real, fake), *rows),
