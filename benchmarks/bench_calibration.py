@@ -82,7 +82,7 @@ def point_values(real, patient, fake, labels, seed: int) -> dict:
     found = dict(zip(prdc.PARTS, prdc.prdc_of_distances(*distances, PRDC_K)))
     real_a, real_b, _ = halves(real, patient, fake, labels, seed)
     num, den = relative.fid_pair(real_a, real_b, fake)(np.arange(len(real_a)), np.arange(len(real_b)), rows[1])
-    return {"fid": fid.frechet_exact(real, fake), "kid": kid.mmd2_of_rows(kid.polynomial_kernels(real, fake), *rows),
+    return {"fid": fid.frechet_exact(real, fake), "kid": kid.mmd2_of_rows(kid.kernels(real, fake), *rows),
             "prdc_precision": found["precision"], "prdc_recall": found["recall"],
             "prdc_coverage": found["coverage"], "relative_fid": np.log(num / den)}
 

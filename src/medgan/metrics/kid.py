@@ -31,15 +31,15 @@ def kid_subsets(real: np.ndarray, fake: np.ndarray, subset_size: int, n_subsets:
                      for _ in range(n_subsets)])
 
 
-def polynomial_kernels(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def kernels(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     d = x.shape[1]
     return (x @ x.T / d + 1) ** 3, (y @ y.T / d + 1) ** 3, (x @ y.T / d + 1) ** 3
 
 
-def mmd2_of_rows(kernels, i: np.ndarray, j: np.ndarray) -> float:
+def mmd2_of_rows(k: tuple, i: np.ndarray, j: np.ndarray) -> float:
     """The whole-set unbiased MMD^2 on rows i of x and j of y, from the kernel matrices computed
     once (the interval's leave-outs only index them)."""
-    kxx, kyy, kxy = kernels
+    kxx, kyy, kxy = k
     sub_x, sub_y = kxx[np.ix_(i, i)], kyy[np.ix_(j, j)]
     m, n = len(i), len(j)
     return float((sub_x.sum() - np.trace(sub_x)) / (m * (m - 1)) + (sub_y.sum() - np.trace(sub_y)) / (n * (n - 1))
@@ -52,8 +52,8 @@ def kid_interval(real: np.ndarray, fake: np.ndarray, clusters: list, settings: d
     no set ever holds a repeated row); the calibration benchmark's code path."""
     from .common import interval
 
-    kernels = polynomial_kernels(real, fake)
-    return interval(lambda i, j: mmd2_of_rows(kernels, i, j), clusters, name, settings, seed)
+    matrices = kernels(real, fake)
+    return interval(lambda i, j: mmd2_of_rows(matrices, i, j), clusters, name, settings, seed)
 
 
 def compute(inp) -> dict:

@@ -64,7 +64,7 @@ def _kid(inp, a, b, fake) -> Ratio:
     real_a, real_b, gen = get(a), get(b), get(fake)
 
     both = np.concatenate([real_a, real_b])
-    numerator, denominator = kid.polynomial_kernels(both, gen), kid.polynomial_kernels(real_a, real_b)
+    numerator, denominator = kid.kernels(both, gen), kid.kernels(real_a, real_b)
 
     def pair(ia, ib, j):  # whole-set unbiased MMD^2 (as kid's own interval), from kernels computed once
         return (kid.mmd2_of_rows(numerator, np.concatenate([ia, len(real_a) + ib]), j),
