@@ -13,6 +13,7 @@ import pytest
 import torch
 import yaml
 from PIL import Image
+from scipy import stats
 
 from medgan import evaluate, paths, sample, summary, train
 from medgan.errors import MedganError
@@ -127,12 +128,50 @@ def test_fast_frechet_equals_pytorch_fid_when_features_outnumber_images():
     assert fid.frechet(a, b) == fid.frechet_fast(a, b)  # fewer images than features: the exact sample-space form
 
 
-def test_bootstrap_ci_of_a_mean_has_the_textbook_width():
-    x = np.random.default_rng(2).normal(5, 2, 400)
-    inp = make_inputs([], [], settings={"bootstrap": 400}, features=lambda i: None)
-    low, high = common.bootstrap_ci(lambda i: x[i].mean(), (len(x),), inp)
-    assert low < x.mean() < high
-    assert high - low == pytest.approx(2 * 1.96 * x.std() / np.sqrt(len(x)), rel=0.2)
+def _labels(prefix, ids):
+    return np.char.add(prefix, np.asarray(ids).astype(str))
+
+
+def test_interval_of_a_mean_of_independent_images_has_the_textbook_width():
+    widths = []
+    for seed in range(100):
+        x = np.random.default_rng(seed).normal(5, 2, 400)
+        ci = common.interval(lambda i: x[i].mean(), [_labels("image:", range(400))], "fid", {"bootstrap": 1}, seed)
+        widths.append((ci["ci_high"] - ci["ci_low"]) / (2 * 1.96 * 2 / np.sqrt(400)))
+    assert ci["ci_unit"] == "images" and ci["n_patients_real"] == 0 and ci["ci_df"] == 19
+    # 20 groups of 20 images: the grouped jackknife of a mean estimates s^2 / n with 19 df, so
+    # the width is the textbook one times t(19)/1.96 = 1.066 (times E[s]/sigma ~ 0.99) on average
+    assert np.mean(widths) == pytest.approx(1.05, abs=0.05)
+
+
+def test_interval_counts_patients_not_slices_on_clustered_data():
+    rng = np.random.default_rng(3)
+    patient = np.repeat(np.arange(8), 25)  # 8 patients, 25 near-identical slices each
+    x = rng.normal(0, 1, 8)[patient] + rng.normal(0, 0.1, len(patient))
+    mean = lambda i: x[i].mean()  # noqa: E731
+    as_images = common.interval(mean, [_labels("image:", range(len(x)))], "diversity_ratio", {"bootstrap": 1}, 0)
+    as_patients = common.interval(mean, [_labels("patient:", patient)], "diversity_ratio", {"bootstrap": 1}, 0)
+    assert as_patients["ci_unit"] == "patients" and as_patients["n_patients_real"] == 8
+    assert as_patients["ci_df"] == pytest.approx(7)  # one leave-out per patient
+    # ~ sqrt(25) wider: the 200 slices carry about 8 patients' worth of information
+    assert as_patients["ci_high"] - as_patients["ci_low"] > 3 * (as_images["ci_high"] - as_images["ci_low"])
+    patient_means = np.array([x[patient == p].mean() for p in range(8)])
+    textbook = 2 * stats.t.ppf(0.975, 7) * patient_means.std(ddof=1) / np.sqrt(8)
+    assert as_patients["ci_high"] - as_patients["ci_low"] == pytest.approx(textbook, rel=1e-6)
+
+
+def test_interval_needs_enough_patients_and_stays_in_the_metric_range():
+    few = common.interval(lambda i: 0.5, [_labels("patient:", np.repeat(range(4), 10))], "prdc_coverage",
+                          {"bootstrap": 1}, 0)
+    assert few == {"ci_missing": "interval needs >= 5 held-out patients, this set has 4", "n_patients_real": 4}
+    x = np.r_[np.zeros(45), np.ones(5)]  # a share of 0.1 from 10 patients, all hits in one patient
+    patient = np.repeat(np.arange(10), 5)
+    share = common.interval(lambda i: x[i].mean(), [_labels("patient:", patient)], "memorisation_share_pixel",
+                            {"bootstrap": 1}, 0)
+    assert share["ci_low"] == 0.0 and 0.1 < share["ci_high"] <= 1.0  # t interval reaches below 0: clipped
+    assert common.interval(lambda i: 1.0, [_labels("patient:", patient)], "fid", {"bootstrap": 0}, 0) is None
+    for name, (low, high) in common.RANGES.items():
+        assert low < high, name
 
 
 # -- FID / KID: plumbing with random weights ----------------------------------------------------
@@ -274,6 +313,26 @@ def test_frd_is_not_dominated_by_a_feature_nearly_constant_among_real_images():
 
 # -- PRDC -----------------------------------------------------------------------------------------
 
+def test_prdc_from_distance_matrices_equals_the_prdc_package():
+    from scipy.spatial.distance import cdist
+
+    rng = np.random.default_rng(4)
+    real, fake = rng.normal(0, 1, (60, 12)), rng.normal(0.4, 1.3, (45, 12))
+    by_package = prdc.prdc_values(real, fake, 5)
+    by_matrices = prdc.prdc_of_distances(cdist(real, real), cdist(fake, fake), cdist(real, fake), 5)
+    assert by_matrices == pytest.approx([by_package[p] for p in prdc.PARTS], abs=1e-12)
+    assert 0 < by_package["precision"] < 1 and 0 < by_package["coverage"] < 1  # not a trivial case
+
+
+def test_kid_from_kernel_rows_equals_the_estimate_on_those_rows():
+    rng = np.random.default_rng(5)
+    real, fake = rng.normal(0, 1, (30, 8)), rng.normal(0.5, 1, (25, 8))
+    rows_r, rows_f = np.arange(3, 30), np.r_[0:10, 15:25]
+    assert kid.mmd2_of_rows(kid.kernels(real, fake), rows_r, rows_f) == pytest.approx(
+        kid.polynomial_mmd2(real[rows_r], fake[rows_f]), rel=1e-10)
+    assert fid.frechet_exact(real, fake) == pytest.approx(fid.frechet_fast(real, fake), rel=1e-8)  # n > d form
+
+
 def test_prdc_on_known_point_clouds():
     rng = np.random.default_rng(0)
     real, same, far = rng.normal(0, 1, (200, 2)), rng.normal(0, 1, (200, 2)), rng.normal(50, 1, (200, 2))
@@ -329,11 +388,12 @@ def test_relative_distance_is_the_metric_over_the_baselines_and_its_ci_brackets_
         rel, numerator, denominator = out[f"relative_{base}"], module.compute(inp)[base], module.compute(floor)[base]
         assert rel["value"] == pytest.approx(numerator["value"] / denominator["value"], rel=1e-6), base
         assert rel["baseline_value"] == pytest.approx(denominator["value"], rel=1e-6)
-        assert rel["ci_low"] < rel["value"] < rel["ci_high"] and rel["value"] > 1.5, base
+        assert rel["value"] > 1.5 and "log scale" in rel["ci_method"] and rel["ci_unit"] == "images", base
+        assert rel["ci_low"] * rel["ci_high"] == pytest.approx(rel["value"] ** 2, rel=1e-6)  # symmetric in log
         assert rel["n_real"] == 30 and rel["n_fake"] == 30 and rel["halves"] == "by image"
     assert out["relative_fid"]["inception_weights"]["origin"] == "test stub"
     kid_rel = out["relative_kid"]  # real halves: unbiased KID ~ 0, so the ratio is often undefined
-    assert "skipped" in kid_rel or "ci_note" in kid_rel or kid_rel["ci_low"] > 0
+    assert "skipped" in kid_rel or "ci_missing" in kid_rel or kid_rel["ci_low"] > 0
     # generated ~ real: below 1, as the full held-out set and the half-size halves differ in n
     same = relative.compute(_relative_inputs(shift=0.0, seed=1))["relative_fid"]
     assert same["ci_low"] < 0.5 < same["ci_high"] < out["relative_fid"]["ci_low"]
@@ -350,11 +410,27 @@ def test_relative_distance_skips_honestly():
     inp.settings["metrics"] = ["frd", "relative"]
     out = relative.compute(inp)
     assert "fid is not in evaluate.metrics" in out["relative_fid"]["skipped"] and "value" in out["relative_frd"]
-    constant = relative.jackknife_ci(lambda *rows: (2.0, 1.0), (10, 10, 10), 2.0, seed=0)
-    assert constant == ((2.0, 2.0), None)
-    undefined = relative.jackknife_ci(lambda a, b, f: (2.0, 1.0 if len(a) > 9 else -0.1), (10, 10, 10), 2.0, seed=0)
-    assert undefined[0] is None and "<= 0" in undefined[1]
-    assert relative.jackknife_ci(lambda *rows: (2.0, 1.0), (2, 10, 10), 2.0, seed=0)[0] is None
+    three = [_labels("patient:", np.repeat([0, 1, 2], 4)), _labels("patient:", np.repeat([3, 4, 5], 4)),
+             _labels("image:", range(10))]
+    constant = relative.ratio_interval(lambda *rows: (2.0, 1.0), three, "relative_fid", {"bootstrap": 1}, 0)
+    assert constant["ci_low"] == pytest.approx(2.0) == constant["ci_high"] and constant["n_patients_real"] == 6
+    undefined = relative.ratio_interval(lambda a, b, f: (2.0, 1.0 if len(a) == 12 else -0.1), three,
+                                        "relative_fid", {"bootstrap": 1}, 0)
+    assert "not positive" in undefined["ci_missing"]
+    assert "ci_missing" in relative.ratio_interval(lambda *rows: (2.0, 1.0), [three[0][:8], three[1][:4], three[2]],
+                                                   "relative_fid", {"bootstrap": 1}, 0)  # 3 patients
+
+
+def test_relative_distance_leaves_out_patients_of_both_halves():
+    inp = _relative_inputs(shift=1.0, n_real=36)
+    patient = np.repeat(np.arange(6), 6)
+    inp.manifest = pd.DataFrame({"file": inp.real.paths, "case": patient.astype(str)})
+    half = patient % 2  # three patients per half
+    inp.halves = (inp.real.subset(np.flatnonzero(half == 0)), inp.real.subset(np.flatnonzero(half == 1)), "by patient")
+    rel = relative.compute(inp)["relative_fid"]
+    assert rel["ci_unit"] == "patients" and rel["n_patients_real"] == 6
+    # 6 patients, each a leave-out of the real side, + 20 groups of generated images
+    assert 0 < rel["ci_low"] < rel["ci_high"] and rel["ci_df"] < 6 + 19
 
 
 # -- SSIM / PSNR / MAE, diversity ---------------------------------------------------------------
@@ -456,7 +532,8 @@ def test_utility_single_class_design_uses_real_stand_ins_for_other_classes(tmp_p
     assert out["utility_mixed_auc"]["n_real"] == 12 and out["utility_mixed_auc"]["positive"] == "tumour"
     gain = out["utility_auc_gain"]
     assert gain["value"] == pytest.approx(out["utility_mixed_auc"]["value"] - out["utility_real_auc"]["value"])
-    assert gain["ci_low"] <= gain["value"] <= gain["ci_high"] and gain["n_fake"] == 10
+    assert -1 <= gain["ci_low"] <= gain["ci_high"] <= 1 and gain["n_fake"] == 10
+    assert gain["ci_unit"] == "images"  # this manifest has no patients: each test slice its own unit
 
 
 # -- baseline and the summary table ---------------------------------------------------------------

@@ -155,6 +155,7 @@ def test_every_held_out_pair_is_scored_with_patient_cis(organs):
     metrics = evaluate.evaluate(params, "p2p")["metrics"]
     ssim = metrics["paired_ssim_image"]
     assert ssim["n_pairs"] == 6 and ssim["n_patients"] == 2 and ssim["bootstrap_unit"] == "patient"
+    assert ssim["ci_missing"] == "interval needs >= 5 held-out patients, this set has 2" and "ci_low" not in ssim
     assert {p: e["n_pairs"] for p, e in ssim["per_patient"].items()} == {"4": 3, "5": 3}
     mean_of_patients = np.mean([e["value"] for e in ssim["per_patient"].values()])
     assert ssim["value"] == pytest.approx(mean_of_patients)  # equal sizes: same mean
@@ -164,14 +165,18 @@ def test_every_held_out_pair_is_scored_with_patient_cis(organs):
     assert "inpainting" in metrics["paired_ssim_region"]["skipped"]
 
 
-def test_cluster_bootstrap_resamples_patients_not_slices():
-    values = np.repeat([0.0, 1.0], 20)  # two patients, identical slices within each
-    inp = common.Inputs(real=None, fake=None, train=None, settings={"bootstrap": 400}, seed=0, image_size=(1, 1))
+def test_paired_interval_leaves_out_patients_not_slices():
+    values = np.repeat([0.0, 1.0, 0.2, 0.9, 0.4, 0.6], 20)  # six patients, identical slices within each
     mean = lambda i: float(values[i].mean())  # noqa: E731
-    iid = common.bootstrap_ci(mean, (40,), inp)
-    cluster = common.bootstrap_ci(mean, (40,), inp, clusters=[np.repeat(["a", "b"], 20)])
-    assert iid[1] - iid[0] < 0.4  # slices as independent: a falsely narrow CI
-    assert cluster == (0.0, 1.0)  # only 0, 0.5 or 1 can come out of two patients
+    as_slices = common.interval(mean, [np.char.add("image:", np.arange(120).astype(str))], "paired_ssim_image",
+                                {"bootstrap": 1}, 0)
+    by_patient = common.interval(mean, [np.char.add("patient:", np.repeat(list("abcdef"), 20))],
+                                 "paired_ssim_image", {"bootstrap": 1}, 0)
+    assert as_slices["ci_high"] - as_slices["ci_low"] < 0.25  # slices as independent: a falsely narrow interval
+    assert by_patient["ci_high"] - by_patient["ci_low"] > 0.6 and by_patient["ci_df"] == pytest.approx(5)
+    two = common.interval(mean, [np.char.add("patient:", np.repeat(list("ab"), 60))], "paired_ssim_image",
+                          {"bootstrap": 1}, 0)
+    assert two["ci_missing"] == "interval needs >= 5 held-out patients, this set has 2"
 
 
 # -- inpainting ---------------------------------------------------------------------------------

@@ -171,7 +171,7 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n".join([
         "# medgan metrics",
         "",
-        "Each number: value [95% bootstrap CI]. Baseline rows compare two disjoint halves of the real "
+        "Each number: value [95% interval over held-out patients; none below 5 patients]. Baseline rows compare two disjoint halves of the real "
         "held-out images (split by patient): read every row against its dataset/class's baseline. "
         "Everything else (KID's std, relative KID/FRD, density, coverage, paired and utility scores, "
         "which Inception weights) is in summary.csv and the JSONs.",
@@ -186,7 +186,7 @@ def markdown(table: pd.DataFrame) -> str:
         "than the 5th percentile of held-out-to-train distances; ~0.05 = no copying, 1 = copies.",
         "- AUC gain: classifier AUC trained on real + synthetic minus on real only, tested on real.",
         "- SSIM (paired): label map → image experiments, generated vs real slice of each held-out "
-        "pair, CI by patient-level bootstrap.",
+        "pair, interval over patients.",
         "- ⚠: the training guard's findings (mode collapse: generated images far less different from "
         "each other than real ones, train.divergence).",
         "",
@@ -235,7 +235,7 @@ def segmentation_section(params: dict) -> list[str]:
         return []
     return ["## Segmentation utility (U-Net on real / real + synthetic / synthetic pairs)", "",
             "Dice (pooled over every real held-out slice) and lesion-wise sensitivity [95% CI, patient-level "
-            "bootstrap]; the same U-Net budget and seed for every arm.", "",
+            "jackknife]; the same U-Net budget and seed for every arm.", "",
             "| experiment | trained on | Dice | lesion sensitivity | test slices / patients | train images | chance Dice |",
             "|---|---|---|---|---|---|---|", *rows, ""]
 

@@ -3,7 +3,7 @@
 
 Each module has `NAMES` (the entries it reports: the summary table's columns) and
 `compute(inputs: common.Inputs) -> {name: entry}`. An entry holds `value`, `ci_low`/`ci_high`
-(95% bootstrap CI where defined), `n_real`, `n_fake` and `seed`, or `skipped` with the reason.
+(95% interval over patients where defined, common.intervals; `ci_missing` says why not), `n_real`, `n_fake` and `seed`, or `skipped` with the reason.
 A module raises common.MetricSkipped(reason) when it cannot run at all.
 """
 

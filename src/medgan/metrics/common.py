@@ -1,5 +1,5 @@
 """What every metric module shares: the inputs it is given, how a number is reported
-(value, 95% bootstrap CI, n_real, n_fake, seed), and how a metric says it could not run."""
+(value, 95% interval, n_real, n_fake, seed), and how a metric says it could not run."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 from PIL import Image
-from tqdm import tqdm
+from scipy import stats
 
 
 class MetricSkipped(Exception):
@@ -94,10 +94,14 @@ def load_gray(paths: list[str], size: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def number(value: float, inp: Inputs, ci: tuple[float, float] | None, n_real: int,
+def number(value: float, inp: Inputs, ci: "dict | tuple[float, float] | None", n_real: int,
            n_fake: int, **extra) -> dict:
+    """A metric entry. `ci`: the fields `interval` returns (ci_low/ci_high with ci_method, or
+    ci_missing with the reason), or a (low, high) pair for a range that is not a CI (fid_small)."""
     entry = {"value": _finite(value), "n_real": int(n_real), "n_fake": int(n_fake), "seed": inp.seed}
-    if ci is not None:
+    if isinstance(ci, dict):
+        entry.update(ci)
+    elif ci is not None:
         entry["ci_low"], entry["ci_high"] = _finite(ci[0]), _finite(ci[1])
     entry.update(extra)
     return entry
@@ -114,64 +118,190 @@ def _finite(value: float) -> float:
     return value
 
 
-def bootstrap_ci(statistic: Callable[..., float], sizes: tuple[int, ...], inp: Inputs,
-                 desc: str = "bootstrap", clusters=None) -> tuple[float, float] | None:
-    """95% percentile bootstrap CI: resample each of the sets (sizes) with replacement and
-    recompute `statistic(*index_arrays)`. None when evaluate.bootstrap is 0. `clusters` (one
-    entry per set: an array of cluster labels, e.g. the patient of each image, or None)
-    resamples whole clusters instead of items (a cluster bootstrap), for sets whose items are
-    not independent (neighbouring slices of one patient)."""
-    cis = bootstrap_cis(lambda *idx: [statistic(*idx)], sizes, inp, desc, clusters)
-    return cis[0] if cis else None
+# -- intervals ----------------------------------------------------------------------------------
+#
+# How every 95% interval of a metric entry is computed (README "How intervals are computed"):
+# a delete-one-cluster jackknife over each compared set, Student t with Welch–Satterthwaite
+# degrees of freedom, clipped into the metric's range (RANGES). A cluster is a patient for real
+# images (the manifest's `case`) and one image for generated images (independent draws).
+#
+# Why the jackknife, not a bootstrap: resampling with replacement duplicates images, and every
+# set statistic here reacts to copies — FID/FRD grow (a duplicated patient shrinks the spread),
+# k-NN radii (PRDC) collapse to 0, unbiased KID gains k(x, x) terms — so a bootstrap replicate is
+# not the statistic on a fresh sample of the same size (dropping repeats measures it at ~0.63 n;
+# shifting the percentile interval back onto the estimate, as this module once did, contains the
+# estimate by construction and has no known coverage). Leaving one patient out keeps every set
+# distinct and changes n by one cluster; the jackknife's variance estimate is conservative for
+# any symmetric statistic (Efron–Stein), and the t quantile with Satterthwaite's df pays for
+# estimating it from few patients. benchmarks/bench_calibration.py measures the coverage.
+#
+# Estimand: the expectation of the statistic itself over fresh draws of the same design (this
+# many held-out patients with these slice counts, this many generated images), e.g. "the
+# expected FID between the generator and a held-out set of this size from this population of
+# patients" — not the n -> infinity limit, from which FID/KID/PRDC differ by an n-dependent bias.
+
+MIN_PATIENTS = 5           # fewer held-out patients on the real side: no interval, said so
+JACKKNIFE_GROUPS = 20      # a set with more clusters is cut into this many random groups of clusters
+CI_METHOD = ("delete-one-patient jackknife (generated images: delete-a-group), "
+             "Student t with Satterthwaite df")
+
+INF = float("inf")
+# The range of every metric that has an interval; intervals are clipped into it.
+RANGES = {
+    "fid": (0.0, INF), "kid": (0.0, INF), "frd": (0.0, INF), "fid_small": (0.0, INF),
+    "relative_fid": (0.0, INF), "relative_kid": (0.0, INF), "relative_frd": (0.0, INF),
+    "prdc_precision": (0.0, 1.0), "prdc_recall": (0.0, 1.0), "prdc_density": (0.0, INF),
+    "prdc_coverage": (0.0, 1.0),
+    "diversity_ssim_fake": (-1.0, 1.0), "diversity_ssim_real": (-1.0, 1.0), "diversity_ratio": (-INF, INF),
+    "memorisation_share_pixel": (0.0, 1.0), "memorisation_share_feature": (0.0, 1.0),
+    "utility_auc_gain": (-1.0, 1.0),
+    **{f"utility_{r}_{s}": (0.0, 1.0) for r in ("real", "synthetic", "mixed")
+       for s in ("accuracy", "auc", "sensitivity", "specificity")},
+    **{f"segmentation_{a}_{s}": (0.0, 1.0) for a in ("real", "mixed", "synthetic")
+       for s in ("dice", "lesion_sensitivity")},
+    **{f"paired_ssim_{r}": (-1.0, 1.0) for r in ("image", "lesion", "region")},
+    **{f"paired_psnr_{r}": (-INF, INF) for r in ("image", "lesion", "region")},
+    **{f"paired_mae_{r}": (0.0, 1.0) for r in ("image", "lesion", "region")},
+    **{f"paired_mae_hu_{r}": (0.0, INF) for r in ("image", "lesion", "region")},
+    "paired_contrast_hu_fake": (-INF, INF), "paired_contrast_hu_real": (-INF, INF),
+    "paired_contrast_error_hu": (0.0, INF), "contrast_hu": (-INF, INF),
+}
 
 
-def _resampler(n: int, labels, rng: np.random.Generator) -> Callable[[], np.ndarray]:
-    if labels is None:
-        return lambda: rng.integers(0, n, n)
-    labels = np.asarray(labels)
-    if len(labels) != n:
-        raise ValueError(f"{len(labels)} cluster labels for a set of {n}")
-    groups = [np.flatnonzero(labels == u) for u in np.unique(labels)]
-    return lambda: np.concatenate([groups[g] for g in rng.integers(0, len(groups), len(groups))])
+def clusters_of(inp: "Inputs", images: ImageSet) -> np.ndarray:
+    """The resampling unit of each image: its patient (`case` in the manifest) for a real image,
+    the image itself for a generated one (each generated image is an independent draw)."""
+    patient = {}
+    if inp.manifest is not None and {"file", "case"} <= set(inp.manifest.columns):
+        patient = dict(zip(inp.manifest["file"].astype(str), inp.manifest["case"].astype(str)))
+    return np.array([f"patient:{patient[p]}" if p in patient else f"image:{p}#{i}"
+                     for i, p in enumerate(images.paths)])
 
 
-def bootstrap_replicates(statistics: Callable[..., list[float]], sizes: tuple[int, ...], inp: Inputs,
-                         desc: str = "bootstrap", clusters=None) -> np.ndarray | None:
-    """(replicates, statistics) array: each row resamples every set (sizes) with replacement —
-    whole clusters (patients) where `clusters` gives a set's labels — seeded by inp.seed.
-    None when evaluate.bootstrap is 0."""
-    n_boot = inp.settings["bootstrap"]
-    if n_boot <= 0:
+def patient_count(labels) -> int:
+    return len({x for x in np.asarray(labels, dtype=str) if x.startswith("patient:")})
+
+
+def _leave_out_groups(labels, seed: int) -> list[np.ndarray]:
+    """Rows to leave out, one array per jackknife group: every cluster on its own, or with more
+    than JACKKNIFE_GROUPS clusters, the clusters dealt at random into that many groups (a
+    grouped jackknife; groups of independent clusters are themselves independent)."""
+    labels = np.asarray(labels, dtype=str)
+    _, cluster = np.unique(labels, return_inverse=True)
+    n_clusters = cluster.max() + 1
+    group_of = np.arange(n_clusters)
+    if n_clusters > JACKKNIFE_GROUPS:
+        group_of = np.random.default_rng(seed).permutation(n_clusters) % JACKKNIFE_GROUPS
+    groups = group_of[cluster]
+    return [np.flatnonzero(groups == g) for g in range(groups.max() + 1)]
+
+
+def intervals(statistic: Callable[..., "list[float]"], clusters: list, names: list[str], settings: dict,
+              seed: int, estimates=None, log_scale: bool = False) -> "list[dict] | None":
+    """95% intervals of the statistics `statistic(*rows)` returns (one list entry per name; `rows`
+    = the kept row indices of each compared set), one dict of entry fields each: ci_low, ci_high,
+    ci_method, ci_unit, n_patients_real — or ci_missing with the reason. `clusters`: per set,
+    the label of each row (clusters_of). None when settings' bootstrap is 0 (intervals off).
+
+    Delete-one-cluster jackknife per set, weighted for clusters of unequal size
+    (_jackknife_variance); the sets' variances add (independent samples);
+    t quantile with Welch–Satterthwaite df; `log_scale` builds it on log(statistic) (ratios).
+    Each interval is clipped into RANGES[name]."""
+    if settings.get("bootstrap", 1) <= 0:
         return None
-    rng = np.random.default_rng(inp.seed)
-    draws = [_resampler(n, labels, rng) for n, labels in zip(sizes, clusters or [None] * len(sizes))]
-    return np.array([statistics(*(draw() for draw in draws))
-                     for _ in tqdm(range(n_boot), desc=desc, leave=False, disable=n_boot < 50)], dtype=float)
+    sizes = [len(c) for c in clusters]
+    patients = sum(patient_count(c) for c in clusters)
+    has_patients = patients > 0
+    if has_patients and patients < MIN_PATIENTS:
+        return [_missing(f"interval needs >= {MIN_PATIENTS} held-out patients, this set has {patients}",
+                         patients)] * len(names)
+    everything = [np.arange(n) for n in sizes]
+    if estimates is None:
+        estimates = statistic(*everything)
+    estimates = _scale(np.asarray(estimates, dtype=float), log_scale)
+    variance, dof_terms = np.zeros(len(names)), np.zeros(len(names))
+    for which, labels in enumerate(clusters):
+        groups = _leave_out_groups(labels, seed + which)
+        if len(groups) < 2 or sizes[which] - max(len(g) for g in groups) < 2:
+            return [_missing("interval needs at least 2 clusters (patients or images) in every set, "
+                             "and 2 rows left when one is left out", patients)] * len(names)
+        leave_outs = []
+        for group in groups:
+            rows = list(everything)
+            rows[which] = np.setdiff1d(everything[which], group)
+            leave_outs.append(_scale(np.asarray(statistic(*rows), dtype=float), log_scale))
+        v = _jackknife_variance(estimates, np.array(leave_outs), np.array([len(g) for g in groups]),
+                                sizes[which])
+        variance += v
+        dof_terms += v ** 2 / (len(groups) - 1)
+    out = []
+    for k, name in enumerate(names):
+        if not (np.isfinite(estimates[k]) and np.isfinite(variance[k])):
+            why = ("the statistic is not positive when a patient or image is left out (no log-scale interval)"
+                   if log_scale else "the statistic is undefined when a patient or image is left out")
+            out.append(_missing(why, patients))
+            continue
+        dof = variance[k] ** 2 / dof_terms[k] if dof_terms[k] > 0 else INF
+        half = stats.t.ppf(0.975, dof) * np.sqrt(variance[k]) if variance[k] > 0 else 0.0
+        low, high = estimates[k] - half, estimates[k] + half
+        if log_scale:
+            low, high = np.exp(low), np.exp(high)
+        out.append(_fields(name, low, high, dof, patients, has_patients, log_scale))
+    return out
 
 
-def bootstrap_cis(statistics: Callable[..., list[float]], sizes: tuple[int, ...], inp: Inputs,
-                  desc: str = "bootstrap", clusters=None) -> list[tuple[float, float] | None] | None:
-    """Like bootstrap_ci for a statistic returning several numbers at once (one CI each).
-    Non-finite replicates are dropped; a CI needs at least half of the replicates.
+def _jackknife_variance(estimate: np.ndarray, leave_outs: np.ndarray, removed: np.ndarray, n: int) -> np.ndarray:
+    """Delete-m_j jackknife variance for groups of unequal size m_j (Busing, Meijer & van der
+    Leeden 1999, Statistics and Computing 9:3-8): pseudo-values h_j T - (h_j - 1) T_(j) with
+    h_j = n / m_j, each scaled by 1 / (h_j - 1). A statistic whose bias goes as 1/n (FID, FRD,
+    k-NN radii) has bias-free pseudo-values however many slices a patient holds, so leaving out a
+    large patient and a small one no longer differ by their bias; with equal groups this is the
+    usual grouped jackknife (g - 1) / g * sum (T_(j) - mean)^2."""
+    h = (n / removed)[:, None]
+    centre = len(removed) * estimate - ((1 - removed / n)[:, None] * leave_outs).sum(0)
+    pseudo = h * estimate - (h - 1) * leave_outs
+    return ((pseudo - centre) ** 2 / (h - 1)).sum(0) / len(removed)
 
-    The percentile interval is shifted by the bootstrap's estimate of the statistic's bias
-    (median of the replicates minus the value on the sets themselves): resampling with
-    replacement duplicates images, and set distances (FID, FRD) grow and k-NN scores (PRDC)
-    move when a set holds copies, so a plain percentile interval of such a metric can miss its
-    own value (seen on the demo's baseline: FID 16.5, percentile interval [18.0, 24.7]). For an
-    unbiased statistic (a mean over pairs) the shift is ~0 and the interval is the percentile one."""
-    replicates = bootstrap_replicates(statistics, sizes, inp, desc, clusters)
-    if replicates is None:
-        return None
-    estimates = np.asarray(statistics(*(np.arange(n) for n in sizes)), dtype=float)
-    n_boot = len(replicates)
-    cis = []
-    for column, estimate in zip(replicates.T, estimates):
-        column = column[np.isfinite(column)]
-        if len(column) < max(2, n_boot // 2):
-            cis.append(None)
-        else:
-            shift = float(np.median(column) - estimate) if np.isfinite(estimate) else 0.0
-            low, high = np.percentile(column, [2.5, 97.5]) - shift
-            cis.append((float(low), float(high)))
-    return cis
+
+def interval(statistic: Callable[..., float], clusters: list, name: str, settings: dict, seed: int,
+             estimate=None, log_scale: bool = False) -> "dict | None":
+    """intervals() for one statistic."""
+    found = intervals(lambda *rows: [statistic(*rows)], clusters, [name], settings, seed,
+                      None if estimate is None else [estimate], log_scale)
+    return found[0] if found else None
+
+
+def clip_to_range(name: str, low: float, high: float) -> tuple[float, float]:
+    bottom, top = RANGES[name]
+    return float(min(max(low, bottom), top)), float(max(min(high, top), bottom))
+
+
+def _fields(name, low, high, dof, patients, has_patients, log_scale) -> dict:
+    low, high = clip_to_range(name, low, high)
+    method = CI_METHOD + (", on the log scale" if log_scale else "")
+    return {"ci_low": low, "ci_high": high, "ci_method": method, "ci_df": round(float(min(dof, 1e6)), 2),
+            "ci_unit": "patients" if has_patients else "images", "n_patients_real": int(patients)}
+
+
+def _missing(reason: str, patients: int) -> dict:
+    return {"ci_missing": reason, "n_patients_real": int(patients)}
+
+
+def _scale(values: np.ndarray, log_scale: bool) -> np.ndarray:
+    if not log_scale:
+        return values
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(values > 0, np.log(np.where(values > 0, values, 1.0)), np.nan)
+
+
+def across_seed_interval(values, name: str) -> dict:
+    """95% Student t interval (R - 1 df) of the mean over R training seeds, clipped into the
+    metric's range: what benchmarks/bench_calibration.py calibrates for the across-seed
+    aggregate. Needs R >= 2; its coverage holds for roughly normal seed-to-seed spread and
+    falls when a rare collapse moves the mean more than the interval's half-width (see README)."""
+    values = np.asarray(values, dtype=float)
+    if len(values) < 2:
+        return {"ci_missing": f"an across-seed interval needs >= 2 seeds, this arm has {len(values)}"}
+    half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    low, high = clip_to_range(name, values.mean() - half, values.mean() + half)
+    return {"ci_low": low, "ci_high": high, "ci_method": f"Student t over {len(values)} seeds"}

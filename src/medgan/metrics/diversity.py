@@ -10,7 +10,7 @@ import numpy as np
 from skimage.metrics import structural_similarity
 from tqdm import tqdm
 
-from .common import MetricSkipped, bootstrap_cis, load_gray, number
+from .common import MetricSkipped, clusters_of, intervals, load_gray, number
 
 NAMES = ["diversity_ssim_fake", "diversity_ssim_real", "diversity_ratio"]
 
@@ -26,8 +26,7 @@ def pairwise_ssim(images: np.ndarray) -> np.ndarray:
 
 
 def mean_offdiagonal(matrix: np.ndarray, rows: np.ndarray) -> float:
-    """Mean SSIM over pairs of distinct images among `rows` (repeats of one image dropped)."""
-    rows = np.unique(rows)
+    """Mean SSIM over pairs of distinct images among `rows`."""
     if len(rows) < 2:
         return np.nan
     sub = matrix[np.ix_(rows, rows)]
@@ -54,7 +53,8 @@ def compute(inp) -> dict:
         return [f, r, f / r]
 
     values = stats(np.arange(n_fake), np.arange(n_real))
-    cis = bootstrap_cis(stats, (n_fake, n_real), inp, "diversity") or [None] * 3
+    clusters = [clusters_of(inp, inp.fake)[fake_rows], clusters_of(inp, inp.real)[real_rows]]
+    cis = intervals(stats, clusters, NAMES, inp.settings, inp.seed) or [None] * 3
     kind = "ssim (single-scale)"
     return {name: number(v, inp, ci, n_real, n_fake, kind=kind)
             for name, v, ci in zip(NAMES, values, cis)}

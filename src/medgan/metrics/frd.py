@@ -10,7 +10,7 @@ a threshold to choose, and a generator that varies what real images hold constan
 shows. `value` = d_F^2 (>= 0; 0 for identical sets, never -inf) and `log_value` = the
 number frd-score itself reports (log d_F^2) when d_F^2 > 0. The steps are frd-score's own
 (extractor, NaN-row and NaN/Inf-column filtering, joint z-score, Fréchet distance), applied to
-cached per-image features so real sets are extracted once and a bootstrap CI is affordable;
+cached per-image features so real sets are extracted once and the patient-level interval is affordable;
 tests check the value equals `compute_frd(..., norm_ref='joint')` on the same files.
 """
 
@@ -21,7 +21,7 @@ import math
 import numpy as np
 
 from . import fid
-from .common import MetricSkipped, bootstrap_ci, number
+from .common import MetricSkipped, clusters_of, interval, number
 
 NAMES = ["frd"]
 NORMALISATION = "joint z-score (frd-score norm_ref='joint')"
@@ -51,12 +51,15 @@ def frechet_squared(real: np.ndarray, fake: np.ndarray) -> float:
 
 
 def compute(inp) -> dict:
-    real, fake = normalised(inp.features.get("radiomics", inp.real), inp.features.get("radiomics", inp.fake))
+    raw_real, raw_fake = inp.features.get("radiomics", inp.real), inp.features.get("radiomics", inp.fake)
+    keep_real, keep_fake = ~np.isnan(raw_real).any(1), ~np.isnan(raw_fake).any(1)  # as normalised() drops
+    real, fake = normalised(raw_real, raw_fake)
     if min(len(real), len(fake)) < 2:
         raise MetricSkipped("FRD needs at least 2 real and 2 generated images with radiomics features")
     value = max(frechet_squared(real, fake), 0.0)
-    ci = bootstrap_ci(lambda i, j: max(fid.frechet_fast(real[i], fake[j]), 0.0),
-                      (len(real), len(fake)), inp, "frd")
+    ci = interval(lambda i, j: max(fid.frechet_exact(real[i], fake[j]), 0.0),
+                  [clusters_of(inp, inp.real)[keep_real], clusters_of(inp, inp.fake)[keep_fake]],
+                  "frd", inp.settings, inp.seed)
     extra = {"scale": "d_F^2 (frd-score v1 reports log of this)", "normalisation": NORMALISATION,
              "features": f"radiomics-{real.shape[1]}"}
     if value > 0:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import bootstrap_ci, inception_features, inception_record, number
+from .common import clusters_of, inception_features, inception_record, interval, number
 
 NAMES = ["kid"]
 
@@ -31,13 +31,37 @@ def kid_subsets(real: np.ndarray, fake: np.ndarray, subset_size: int, n_subsets:
                      for _ in range(n_subsets)])
 
 
+def kernels(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    d = x.shape[1]
+    return (x @ x.T / d + 1) ** 3, (y @ y.T / d + 1) ** 3, (x @ y.T / d + 1) ** 3
+
+
+def mmd2_of_rows(k: tuple, i: np.ndarray, j: np.ndarray) -> float:
+    """The whole-set unbiased MMD^2 on rows i of x and j of y, from the kernel matrices computed
+    once (the interval's leave-outs only index them)."""
+    kxx, kyy, kxy = k
+    sub_x, sub_y = kxx[np.ix_(i, i)], kyy[np.ix_(j, j)]
+    m, n = len(i), len(j)
+    return float((sub_x.sum() - np.trace(sub_x)) / (m * (m - 1)) + (sub_y.sum() - np.trace(sub_y)) / (n * (n - 1))
+                 - 2 * kxy[np.ix_(i, j)].mean())
+
+
+def kid_interval(real: np.ndarray, fake: np.ndarray, clusters: list, settings: dict, seed: int,
+                 name: str = "kid") -> dict | None:
+    """95% interval of the whole-set unbiased MMD^2 (common.intervals: leave-one-patient-out, so
+    no set ever holds a repeated row); the calibration benchmark's code path."""
+    from .common import interval
+
+    matrices = kernels(real, fake)
+    return interval(lambda i, j: mmd2_of_rows(matrices, i, j), clusters, name, settings, seed)
+
+
 def compute(inp) -> dict:
     real, fake = inception_features(inp, "KID")
     size = min(inp.settings["kid_subset_size"], len(real), len(fake))
     values = kid_subsets(real, fake, size, inp.settings["kid_subsets"], inp.seed)
-    # CI: bootstrap over images of the whole-set unbiased estimate (duplicates would bias
-    # the within-set terms, so each replicate drops repeated rows).
-    ci = bootstrap_ci(lambda i, j: polynomial_mmd2(real[np.unique(i)], fake[np.unique(j)]),
-                      (len(real), len(fake)), inp, "kid")
+    # The interval is centred on the whole-set unbiased estimate (the subset mean estimates the
+    # same quantity) and built by the patient jackknife of that estimate.
+    ci = kid_interval(real, fake, [clusters_of(inp, inp.real), clusters_of(inp, inp.fake)], inp.settings, inp.seed)
     return {"kid": number(values.mean(), inp, ci, len(real), len(fake), std=float(values.std()),
                           subset_size=int(size), subsets=len(values), **inception_record(inp))}

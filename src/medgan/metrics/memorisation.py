@@ -17,7 +17,7 @@ from PIL import Image
 from scipy.spatial.distance import cdist
 
 from ..atomic import atomic_file
-from .common import MetricSkipped, bootstrap_ci, inception_record, load_gray, number
+from .common import MetricSkipped, clusters_of, inception_record, interval, load_gray, number
 
 NAMES = ["memorisation_share_pixel", "memorisation_share_feature"]
 PERCENTILE = 5.0
@@ -34,10 +34,11 @@ def share_closer(fake_nn: np.ndarray, real_nn: np.ndarray) -> float:
     return float(np.mean(fake_nn < np.percentile(real_nn, PERCENTILE)))
 
 
-def entry(fake_nn, real_nn, inp, space: str, **extra) -> dict:
-    """`space`: pixel-rmse, or the feature space's name (`extra` then holds what made it)."""
-    ci = bootstrap_ci(lambda i, j: share_closer(fake_nn[i], real_nn[j]), (len(fake_nn), len(real_nn)),
-                      inp, f"memorisation {space}")
+def entry(fake_nn, real_nn, inp, space: str, name: str, **extra) -> dict:
+    """`space`: pixel-rmse, or the feature space's name (`extra` then holds what made it).
+    The interval leaves out a held-out patient (the threshold moves) or a group of generated images."""
+    ci = interval(lambda i, j: share_closer(fake_nn[i], real_nn[j]),
+                  [clusters_of(inp, inp.fake), clusters_of(inp, inp.real)], name, inp.settings, inp.seed)
     return number(share_closer(fake_nn, real_nn), inp, ci, len(real_nn), len(fake_nn), space=space,
                   threshold=float(np.percentile(real_nn, PERCENTILE)),
                   median_fake_to_train=float(np.median(fake_nn)),
@@ -78,10 +79,10 @@ def compute(inp) -> dict:
         save_closest_pairs(inp.figure, fake, train, order, match)
     first = order[0]
     closest = f"{inp.fake.paths[first]} ~ {inp.train.paths[match[first]]}"
-    out = {"memorisation_share_pixel": entry(fake_nn, real_nn, inp, "pixel-rmse",
+    out = {"memorisation_share_pixel": entry(fake_nn, real_nn, inp, "pixel-rmse", "memorisation_share_pixel",
                                              exact_copies=int(np.sum(fake_nn == 0)),
                                              closest_pair=closest)}
     f_fake, f_real, f_train, kind = feature_space(inp)
     out["memorisation_share_feature"] = entry(nearest(f_fake, f_train)[0], nearest(f_real, f_train)[0],
-                                              inp, kind["features"], **kind)
+                                              inp, kind["features"], "memorisation_share_feature", **kind)
     return out

@@ -11,7 +11,7 @@ is the mask value of the dataset's lesion label (medgan.labels). Lesion contrast
 the lesion minus mean HU of the organ tissue within 3 pixels around it, for generated and real
 slices, and their mean absolute difference.
 
-Each entry: the mean over pairs, a 95% CI from a patient-level (cluster) bootstrap — neighbouring
+Each entry: the mean over pairs, a 95% interval over patients (common.intervals) — neighbouring
 slices of one patient are nearly the same image, so pairs are not independent — n_pairs,
 n_patients and a per-patient breakdown (mean and n_pairs per patient)."""
 
@@ -24,7 +24,7 @@ from scipy.ndimage import binary_dilation
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from ..labels import encoding_of
-from .common import MetricSkipped, bootstrap_ci, load_gray, number
+from .common import MetricSkipped, interval, load_gray, number
 
 REGIONS = ("image", "lesion", "region")
 SCORES = ("ssim", "psnr", "mae", "mae_hu")
@@ -136,13 +136,15 @@ def why_empty(name: str) -> str:
 
 
 def entry(values: np.ndarray, patients: np.ndarray, clusters: str, inp, name: str) -> dict:
-    """Mean over pairs with finite values, a cluster-bootstrap CI and the per-patient means."""
+    """Mean over pairs with finite values, a patient-level interval and the per-patient means."""
     keep = np.isfinite(values)
     values, patients = values[keep], patients[keep]
     n_patients = len(np.unique(patients))
     if len(values) == 0:
         return {"skipped": why_empty(name), "n_real": 0, "n_fake": 0, "seed": inp.seed}
-    ci = bootstrap_ci(lambda i, v=values: float(v[i].mean()), (len(values),), inp, name, clusters=[patients])
+    unit = "patient:" if clusters == "patient" else "image:"
+    ci = interval(lambda i, v=values: float(v[i].mean()), [np.char.add(unit, patients.astype(str))], name,
+                  inp.settings, inp.seed)
     per_patient = {str(p): {"value": float(values[patients == p].mean()), "n_pairs": int((patients == p).sum())}
                    for p in np.unique(patients)}
     return number(values.mean(), inp, ci, len(values), len(values), n_pairs=len(values),

@@ -9,7 +9,7 @@ import io
 
 import numpy as np
 
-from .common import MetricSkipped, bootstrap_cis, inception_record, number
+from .common import MetricSkipped, clusters_of, inception_record, intervals, number
 
 PARTS = ["precision", "recall", "density", "coverage"]
 NAMES = [f"prdc_{part}" for part in PARTS]
@@ -40,14 +40,35 @@ def compute(inp) -> dict:
         raise MetricSkipped(f"PRDC with k={k} needs at least {k + 2} real and {k + 2} generated images")
     values = prdc_values(real, fake, k)
 
-    def replicate(i, j):
-        # Replicates drop repeated rows: a duplicate would be its own nearest neighbour.
-        i, j = np.unique(i), np.unique(j)
-        if min(len(i), len(j)) < k + 2:
-            return [np.nan] * len(NAMES)
-        again = prdc_values(real[i], fake[j], k)
-        return [again[part] for part in PARTS]
-
-    cis = bootstrap_cis(replicate, (len(real), len(fake)), inp, "prdc") or [None] * len(NAMES)
+    cis = prdc_intervals(real, fake, k, [clusters_of(inp, inp.real), clusters_of(inp, inp.fake)],
+                         inp.settings, inp.seed)
     return {f"prdc_{part}": number(values[part], inp, ci, len(real), len(fake), k=k, **kind)
             for part, ci in zip(PARTS, cis)}
+
+
+def prdc_of_distances(d_real: np.ndarray, d_fake: np.ndarray, d_cross: np.ndarray, k: int) -> list[float]:
+    """[precision, recall, density, coverage] from the three distance matrices, exactly as
+    prdc.compute_prdc computes them from features (its k-th-neighbour radius counts the point
+    itself). Written by hand because compute_prdc recomputes every distance on each call: the
+    interval computes them once and leaves rows out of the matrices."""
+    real_radii = np.partition(d_real, k, axis=1)[:, k]
+    fake_radii = np.partition(d_fake, k, axis=1)[:, k]
+    inside = d_cross < real_radii[:, None]
+    return [float(inside.any(0).mean()), float((d_cross < fake_radii[None, :]).any(1).mean()),
+            float(inside.sum(0).mean() / k), float((d_cross.min(1) < real_radii).mean())]
+
+
+def prdc_intervals(real: np.ndarray, fake: np.ndarray, k: int, clusters: list, settings: dict,
+                   seed: int) -> list:
+    """95% intervals of the four numbers (common.intervals: leaving a patient out keeps every
+    row distinct, so no image is its own nearest neighbour); the calibration benchmark's path."""
+    from scipy.spatial.distance import cdist
+
+    d_real, d_fake, d_cross = cdist(real, real), cdist(fake, fake), cdist(real, fake)
+
+    def leave_out(i, j):
+        if min(len(i), len(j)) < k + 2:
+            return [np.nan] * len(PARTS)
+        return prdc_of_distances(d_real[np.ix_(i, i)], d_fake[np.ix_(j, j)], d_cross[np.ix_(i, j)], k)
+
+    return intervals(leave_out, clusters, NAMES, settings, seed) or [None] * len(NAMES)

@@ -8,14 +8,15 @@ FID and FRD grow as sets shrink, and the baseline compares two half-size sets, s
 indistinguishable from the real images scores below 1 (about 0.5 for FID when n_gen = n_real);
 ratios are comparable across rows with similar n.
 
-The 95% CI is a grouped delete-one jackknife, normal on the log scale, not the percentile
-bootstrap of the other entries: resampling with replacement duplicates images, which inflates
-small-sample FID, the real-vs-real denominator most, so bootstrap ratios sit below the
-estimate (measured: the estimate fell outside their 95% range). Leaving out a group keeps
-every set distinct. Each set (half A, half B, generated) is cut into up to JACKKNIFE_GROUPS
-seeded groups; the variances of the three add (independent samples). A ratio <= 0 when a group
-is left out (KID, an unbiased estimate, is ~0 between real halves) gives no CI, and a
-denominator <= 0 itself makes the ratio undefined (skipped).
+The 95% interval is common.intervals on the log scale: the delete-one-patient jackknife of
+log(ratio) over half A's and half B's patients (a held-out patient sits in the numerator's real
+set and in one half of the denominator, so leaving it out moves both) and over groups of
+generated images; Student t with Satterthwaite df; exp() back. Estimand: exp(E log ratio) over
+fresh draws of this design (a geometric mean; benchmarks/bench_calibration.py measures the
+coverage). Leaving out keeps every set distinct (resampling with replacement duplicates images,
+which inflates small-sample FID, the real-vs-real denominator most). A ratio <= 0 when a patient
+is left out (KID, an unbiased estimate, is ~0 between real halves) gives no interval (the entry
+says why), and a denominator <= 0 itself makes the ratio undefined (skipped).
 """
 
 from __future__ import annotations
@@ -25,11 +26,9 @@ import numpy as np
 from typing import Callable, NamedTuple
 
 from . import fid, frd, kid
-from .common import MetricSkipped, inception_record, number, skipped
+from .common import MetricSkipped, clusters_of, inception_record, interval, number, skipped
 
 BASES = ("fid", "kid", "frd")
-JACKKNIFE_GROUPS = 20
-CI_METHOD = f"grouped jackknife (<= {JACKKNIFE_GROUPS} groups per set), normal on the log scale"
 NAMES = [f"relative_{b}" for b in BASES]
 
 
@@ -41,28 +40,35 @@ class Ratio(NamedTuple):
     sizes: tuple[int, int, int]
     record: dict                       # what the entry says about its features
     point: Callable | None = None      # (numerator, denominator) when not pair() on all rows
+    rows_kept: tuple | None = None     # masks of the rows of half A, half B, generated that pair() sees
 
 
 def _fid(inp, a, b, fake) -> Ratio:
     get = lambda s: inp.features.get("inception", s)  # noqa: E731
     real_a, real_b, gen = get(a), get(b), get(fake)
 
-    def pair(ia, ib, j):
-        return fid.frechet_fast(np.concatenate([real_a[ia], real_b[ib]]), gen[j]), fid.frechet_fast(real_a[ia], real_b[ib])
+    return Ratio(fid_pair(real_a, real_b, gen), (len(real_a), len(real_b), len(gen)), inception_record(inp))
 
-    return Ratio(pair, (len(real_a), len(real_b), len(gen)), inception_record(inp))
+
+def fid_pair(real_a: np.ndarray, real_b: np.ndarray, gen: np.ndarray) -> Callable:
+    """(FID of halves A+B vs generated, FID of A vs B) on rows of each."""
+    def pair(ia, ib, j):
+        return (fid.frechet_exact(np.concatenate([real_a[ia], real_b[ib]]), gen[j]),
+                fid.frechet_exact(real_a[ia], real_b[ib]))
+
+    return pair
 
 
 def _kid(inp, a, b, fake) -> Ratio:
     get = lambda s: inp.features.get("inception", s)  # noqa: E731
     real_a, real_b, gen = get(a), get(b), get(fake)
 
-    def pair(ia, ib, j):  # whole-set unbiased MMD^2, repeated rows dropped (as kid's own CI)
-        ia, ib, j = np.unique(ia), np.unique(ib), np.unique(j)
-        if min(len(ia), len(ib), len(j)) < 2:
-            return np.nan, np.nan
-        return (kid.polynomial_mmd2(np.concatenate([real_a[ia], real_b[ib]]), gen[j]),
-                kid.polynomial_mmd2(real_a[ia], real_b[ib]))
+    both = np.concatenate([real_a, real_b])
+    numerator, denominator = kid.kernels(both, gen), kid.kernels(real_a, real_b)
+
+    def pair(ia, ib, j):  # whole-set unbiased MMD^2 (as kid's own interval), from kernels computed once
+        return (kid.mmd2_of_rows(numerator, np.concatenate([ia, len(real_a) + ib]), j),
+                kid.mmd2_of_rows(denominator, ia, ib))
 
     def point():  # KID's own estimate (subset mean), on the sets kid.compute sees
         real, settings = get(inp.real), inp.settings
@@ -83,37 +89,23 @@ def _frd(inp, a, b, fake) -> Ratio:
     den_a, den_b = frd.normalised(raw(a)[ok_a], raw(b)[ok_b])
 
     def pair(ia, ib, j):
-        return (fid.frechet_fast(np.concatenate([num_a[ia], num_b[ib]]), gen[j]),
-                fid.frechet_fast(den_a[ia], den_b[ib]))
+        return (fid.frechet_exact(np.concatenate([num_a[ia], num_b[ib]]), gen[j]),
+                fid.frechet_exact(den_a[ia], den_b[ib]))
 
-    return Ratio(pair, (len(num_a), len(num_b), len(gen)),
-                 {"features": f"radiomics-{real.shape[1]}", "normalisation": frd.NORMALISATION})
+    return Ratio(pair, (len(num_a), len(num_b), len(gen)), {"features": f"radiomics-{real.shape[1]}", "normalisation": frd.NORMALISATION})
 
 
 PAIRS = {"fid": _fid, "kid": _kid, "frd": _frd}
 
 
-def jackknife_ci(pair, sizes: tuple[int, ...], estimate: float,
-                 seed: int) -> tuple[tuple[float, float] | None, str | None]:
-    """95% CI of log(num/den) by a grouped delete-one jackknife over each set, or why none."""
-    rng = np.random.default_rng(seed)
-    variance = 0.0
-    for which, n in enumerate(sizes):
-        groups = np.array_split(rng.permutation(n), min(n, JACKKNIFE_GROUPS))
-        if n - max(len(g) for g in groups) < 2 or len(groups) < 2:
-            return None, "no CI: too few images to leave a group out"
-        logs = []
-        for group in groups:
-            rows = [np.arange(m) for m in sizes]
-            rows[which] = np.setdiff1d(rows[which], group)
-            num, den = pair(*rows)
-            if not (num > 0 and den > 0):
-                return None, "no CI: the ratio is undefined when some images are left out (a distance <= 0)"
-            logs.append(np.log(num / den))
-        logs = np.array(logs)
-        variance += (len(logs) - 1) / len(logs) * float(((logs - logs.mean()) ** 2).sum())
-    half_width = 1.96 * np.sqrt(variance)
-    return (float(estimate * np.exp(-half_width)), float(estimate * np.exp(half_width))), None
+def ratio_interval(pair: Callable, clusters: list, name: str, settings: dict, seed: int) -> dict | None:
+    """95% interval of num/den, pair(rows_a, rows_b, rows_gen) -> (num, den), with the three
+    sets' cluster labels (common.intervals on the log scale); the calibration benchmark's path."""
+    def ratio(ia, ib, j):
+        num, den = pair(ia, ib, j)
+        return num / den if num > 0 and den > 0 else np.nan
+
+    return interval(ratio, clusters, name, settings, seed, log_scale=True)
 
 
 def one(inp, base: str) -> dict:
@@ -131,10 +123,10 @@ def one(inp, base: str) -> dict:
     if not den > 0:
         raise MetricSkipped(f"baseline {base.upper()} is {den:.3g} <= 0 (the real halves are "
                             "indistinguishable by it): the ratio is undefined")
-    ci, note = (None, None) if inp.settings["bootstrap"] <= 0 else jackknife_ci(ratio.pair, sizes, num / den, inp.seed)
-    extra["ci_method"] = CI_METHOD
-    if note:
-        extra["ci_note"] = note
+    clusters = [clusters_of(inp, a), clusters_of(inp, b), clusters_of(inp, inp.fake)]
+    if ratio.rows_kept is not None:
+        clusters = [c[keep] for c, keep in zip(clusters, ratio.rows_kept)]
+    ci = ratio_interval(ratio.pair, clusters, f"relative_{base}", inp.settings, inp.seed)
     return number(num / den, inp, ci, sizes[0] + sizes[1], sizes[2], value_vs_real=float(num),
                   baseline_value=float(den), halves=how, **extra)
 

@@ -10,7 +10,7 @@ iterations, batch size, learning rate and seed:
 and scored on every real held-out slice (evaluate.real_split, healthy slices included): Dice
 pooled over all slices (false positives on healthy slices count) and lesion-wise sensitivity
 (a real lesion, a connected component, is found when a predicted pixel touches it), with 95%
-patient-level (cluster) bootstrap CIs. `segmentation_chance_dice` is the expected Dice of
+patient-level intervals (common.intervals). `segmentation_chance_dice` is the expected Dice of
 marking pixels at random at the training lesion prevalence. The lesion contrast of the
 synthetic set (mean HU inside lesions minus the organ ring around them) is reported beside the
 same contrast in the real training slices: a generated lesion must look like lesion, not organ."""
@@ -18,7 +18,6 @@ same contrast in the real training slices: a generated lesion must look like les
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -28,7 +27,7 @@ from tqdm import tqdm
 
 from .. import paths
 from ..labels import Encoding, encoding_of
-from .common import MetricSkipped, bootstrap_cis, number
+from .common import MetricSkipped, intervals, number
 
 ARMS = ("real", "mixed", "synthetic")
 NAMES = ([f"segmentation_{arm}_{s}" for arm in ARMS for s in ("dice", "lesion_sensitivity")]
@@ -66,11 +65,11 @@ def _mean_ci(values: np.ndarray, cases: np.ndarray, seed: int, n_boot: int = 200
     values, cases = values[keep], cases[keep]
     if not len(values):
         return {"value": None, "n": 0}
-    inp = SimpleNamespace(settings={"bootstrap": n_boot}, seed=seed)
-    cis = bootstrap_cis(lambda i: [float(values[i].mean())], (len(values),), inp, "contrast", [cases])
+    cis = intervals(lambda i: [float(values[i].mean())], [np.char.add("patient:", cases.astype(str))],
+                    ["contrast_hu"], {"bootstrap": n_boot}, seed)
     out = {"value": float(values.mean()), "n": int(len(values)), "n_patients": int(len(set(cases)))}
-    if cis and cis[0]:
-        out["ci_low"], out["ci_high"] = cis[0]
+    if cis:
+        out.update(cis[0])
     return out
 
 
@@ -200,8 +199,9 @@ def compute(inp) -> dict:
         model = train_unet(pools, shares, settings, inp.seed, f"U-Net on {arm} pairs")
         counts = per_slice_counts(predict(model, test_x), test_y)
         values = scores(counts)
-        cis = bootstrap_cis(lambda i: scores(counts[i]), (len(counts),), inp, f"segmentation {arm}", [cases]) \
-            or [None, None]
+        cis = intervals(lambda i: scores(counts[i]), [np.char.add("patient:", np.asarray(cases, dtype=str))],
+                        [f"segmentation_{arm}_{s}" for s in ("dice", "lesion_sensitivity")], inp.settings,
+                        inp.seed) or [None, None]
         n_train = sum(len(p[0]) for p in pools)
         n_fake = len(synthetic[0]) if arm != "real" else 0
         for stat, value, ci in zip(("dice", "lesion_sensitivity"), values, cis):
@@ -233,7 +233,8 @@ def contrast_entries(inp) -> dict:
         if entry.get("value") is None:
             out[name] = {"skipped": "no lesion with surrounding organ", "n_real": 0, "n_fake": 0, "seed": inp.seed}
             continue
-        ci = (entry["ci_low"], entry["ci_high"]) if "ci_low" in entry else None
+        ci = {k: entry[k] for k in ("ci_low", "ci_high", "ci_method", "ci_df", "ci_unit", "ci_missing",
+                                    "n_patients_real") if k in entry} or None
         n = entry["n"]
         out[name] = number(entry["value"], inp, ci, 0 if key == "synthetic" else n, n if key == "synthetic" else 0,
                            of="mean HU inside lesions - organ ring of 3 pixels", n_patients=entry.get("n_patients"))

@@ -9,9 +9,10 @@ A small CNN (3 conv+BN+max-pool blocks, ~6k weights, CPU seconds on 64x64 images
   mixed      real training images plus all generated images,
 and tested on the real held-out split of every class: accuracy, AUC (scikit-learn),
 sensitivity and specificity for the positive class (the last of datasets.<name>.classes;
-one-vs-rest macro averages when there are more than two classes), with bootstrap CIs over
-the test images. `utility_auc_gain` = mixed AUC - real AUC on the same test images, with a
-paired bootstrap CI (both classifiers scored on each resample). The baseline row reports the
+one-vs-rest macro averages when there are more than two classes), with 95% intervals over the
+test set's patients (common.intervals; the classifiers are fixed, only the test set varies).
+`utility_auc_gain` = mixed AUC - real AUC on the same test images, its interval paired (both
+classifiers scored on each leave-one-patient-out set). The baseline row reports the
 `real` regime only."""
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import recall_score, roc_auc_score
 
-from .common import MetricSkipped, bootstrap_cis, load_gray, number
+from .common import ImageSet, MetricSkipped, clusters_of, intervals, load_gray, number
 
 REGIMES = ("real", "synthetic", "mixed")
 STATS = ("accuracy", "auc", "sensitivity", "specificity")
@@ -110,6 +111,7 @@ def compute(inp) -> dict:
     if len(np.unique(test_y)) < len(classes):
         raise MetricSkipped(f"the real '{inp.settings['real_split']}' split lacks a class of {classes}")
     test_x = load_gray(test_files, inp.image_size)
+    test_clusters = clusters_of(inp, ImageSet(test_files))
     sets, synthetic_classes = training_sets(inp, classes)
     n_generated = int((inp.samples["kind"] == "fake").sum()) if inp.samples is not None else 0
     out, probas = {}, {}
@@ -124,8 +126,8 @@ def compute(inp) -> dict:
                                  inp.settings["utility_epochs"], inp.seed)
         proba = probas[regime] = predict_proba(model, test_x)
         values = scores(test_y, proba, len(classes))
-        cis = bootstrap_cis(lambda i: scores(test_y[i], proba[i], len(classes)), (len(test_y),), inp,
-                            f"utility {regime}") or [None] * len(STATS)
+        cis = intervals(lambda i: scores(test_y[i], proba[i], len(classes)), [test_clusters], names,
+                        inp.settings, inp.seed) or [None] * len(STATS)
         n_fake = 0 if regime == "real" else n_generated
         for name, value, ci in zip(names, values, cis):
             if not np.isfinite(value):
@@ -134,12 +136,12 @@ def compute(inp) -> dict:
                 continue
             out[name] = number(value, inp, ci, len(test_y), n_fake, n_train=len(y), positive=classes[-1],
                                synthetic_classes=",".join(synthetic_classes) or "none")
-    out["utility_auc_gain"] = auc_gain(inp, test_y, probas, len(classes), n_generated)
+    out["utility_auc_gain"] = auc_gain(inp, test_y, probas, len(classes), n_generated, test_clusters)
     return out
 
 
-def auc_gain(inp, test_y: np.ndarray, probas: dict, n_classes: int, n_generated: int) -> dict:
-    """Mixed minus real AUC on the same test images; the CI resamples them once for both."""
+def auc_gain(inp, test_y: np.ndarray, probas: dict, n_classes: int, n_generated: int, clusters) -> dict:
+    """Mixed minus real AUC on the same test images; each leave-out drops a patient from both."""
     if "mixed" not in probas:
         return {"skipped": "not applicable to the real-vs-real baseline (no synthetic images)",
                 "n_real": len(test_y), "n_fake": 0, "seed": inp.seed}
@@ -151,5 +153,5 @@ def auc_gain(inp, test_y: np.ndarray, probas: dict, n_classes: int, n_generated:
     if not np.isfinite(value):
         return {"skipped": "undefined: the test split lacks a class", "n_real": len(test_y),
                 "n_fake": n_generated, "seed": inp.seed}
-    cis = bootstrap_cis(gain, (len(test_y),), inp, "utility auc gain")
+    cis = intervals(gain, [clusters], ["utility_auc_gain"], inp.settings, inp.seed)
     return number(value, inp, cis[0] if cis else None, len(test_y), n_generated, of="mixed auc - real auc")
