@@ -228,7 +228,7 @@ def evidence(arms: pd.DataFrame, floor, key: str = VERDICT_METRIC) -> list[str]:
     lines = []
     for _, arm in arms.iterrows():
         text = (f"- `{arm['experiment']}`: {key.upper()} {value_cell(arm, key)} over {len(arm[f'{key}_seeds'])} "
-                f"seed(s) ({arm[f'{key}_interval'] or 'no interval'}); seeds {_seeds_cell(arm[f'{key}_seeds'])}")
+                f"seed(s) ({(arm[f'{key}_interval'] or 'no interval').split(':')[0]}); seeds {_seeds_cell(arm[f'{key}_seeds'])}")
         if not pd.isna(arm.get("relative_fid", float("nan"))):
             text += f"; FID {arm['relative_fid']:.2g}× the real-vs-real FID"
         text += f"; training guard: {arm['flags']}" if arm.get("flags") else "; training guard: no finding"
