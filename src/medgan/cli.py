@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--params", metavar="FILE", help="configuration file (default: params.yaml)")
         if verb in REPLICATED:
             which = sub.add_mutually_exclusive_group()
-            which.add_argument("--replicate", type=int, default=0, metavar="I",
+            which.add_argument("--replicate", type=int, metavar="I",  # None = 0 (argparse only sees non-defaults)
                                help="which replicate (training seed) of EXPERIMENT, 0..R-1 (default 0; its seed: "
                                     "README 'Seeds as replicates')")
             which.add_argument("--all-replicates", action="store_true",
@@ -92,7 +92,7 @@ def launch_torchrun(nproc: int, args: argparse.Namespace) -> None:
     """Multi-GPU training: rerun this verb under torchrun, one DDP process per GPU."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
                "-m", "medgan.cli", "train", args.target, "--params", str(config.params_path(args.params)),
-               "--replicate", str(args.replicate)]
+               "--replicate", str(args.replicate or 0)]
     print("+ " + " ".join(command), file=sys.stderr)
     subprocess.run(command, check=True)
 
@@ -179,8 +179,9 @@ def replicates_asked(args: argparse.Namespace, params: dict) -> range:
     count = config.replicates_of(params, args.target)
     if args.all_replicates:
         return range(count)
-    config.check_replicate(params, args.target, args.replicate)
-    return range(args.replicate, args.replicate + 1)
+    replicate = args.replicate or 0
+    config.check_replicate(params, args.target, replicate)
+    return range(replicate, replicate + 1)
 
 
 def run_replicate(args: argparse.Namespace, params: dict, replicate: int) -> None:
