@@ -26,6 +26,8 @@ VERBS = {
                  "summary.md; removes the results of experiments and datasets that params.yaml no longer has",
     "turing": "visual Turing test page of EXPERIMENT's replicate 0 (results/turing/EXPERIMENT/index.html, key.json beside it)",
     "turing-score": "score readers' answer CSVs of EXPERIMENT's Turing test (per reader, pooled, Fleiss' kappa)",
+    "compare-metrics": "Markdown for a pull request: which headline numbers changed beyond the across-seed interval "
+                       "and whether the verdict changed, between two results/metrics folders (OLD: base, NEW: workspace)",
     "report": "one self-contained HTML page of every result (results/report.html)",
     "env": "print what made results here (versions, commit, device) and check it against the lock",
     "explore": "latent-space explorer of DATASET: real and generated images on an autoencoder's 2-D map, "
@@ -66,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
                                     "README 'Seeds as replicates')")
             which.add_argument("--all-replicates", action="store_true",
                                help="every replicate of EXPERIMENT in turn (DVC's one stage per experiment)")
+        if verb == "compare-metrics":
+            sub.add_argument("old", metavar="OLD", help="the base revision's results/metrics folder")
+            sub.add_argument("new", metavar="NEW", help="the workspace's results/metrics folder")
         if verb == "env":
             sub.add_argument("--json", action="store_true", help="print JSON (for machines)")
             sub.add_argument("--lock", metavar="FILE", help="lock file to check against (default: requirements/*.txt)")
@@ -102,6 +107,11 @@ def run(args: argparse.Namespace) -> None:
         from . import envcheck
 
         envcheck.main(args.json, args.lock)
+        return
+    if args.verb == "compare-metrics":  # reads only the two folders (the base's params may differ)
+        from . import compare
+
+        print(compare.report(Path(args.old), Path(args.new)), end="")
         return
     params = config.load(args.params)
     if args.verb == "phantoms":

@@ -36,6 +36,7 @@ HEADLINE = [
 ROW_KEYS = ("experiment", "dataset", "variant", "class", "seed", "n_real", "n_fake")
 NOT_COMPUTED = "not computed (metric not selected when this row was evaluated)"
 VERDICT_METRIC = "kid"
+VERDICT_MARK = " across seeds ("  # in every verdict sentence, in no other line of summary.md
 ALPHA = 0.05
 VERDICT_RULE = (
     "Verdict rule (declared before any run): arm A is called better than arm B only when an exact one-sided "
@@ -216,6 +217,11 @@ def verdict(arms: pd.DataFrame, floor, key: str = VERDICT_METRIC) -> str:
     for status, names in statuses.items():
         text += f" {_names(names)}: {status}."
     return text
+
+
+def verdict_lines(markdown_text: str) -> list[str]:
+    """The verdict sentences of a summary.md (one per dataset/class, as `answer` writes them)."""
+    return [line for line in markdown_text.splitlines() if line.startswith("**") and VERDICT_MARK in line]
 
 
 def _seeds_cell(values: list[float]) -> str:
