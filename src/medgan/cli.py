@@ -20,7 +20,7 @@ VERBS = {
     "sample": "write N generated images (paired variants: one per held-out pair) and a grid for EXPERIMENT",
     "evaluate": "metrics of EXPERIMENT's samples against held-out real images",
     "aggregate": "EXPERIMENT's entry over its replicates (training seeds): every seed's metrics, their mean and an "
-                 "across-seed 95% interval (results/metrics/experiments/EXPERIMENT.json)",
+                 "across-seed interval (95 percent) (results/metrics/experiments/EXPERIMENT.json)",
     "baseline": "real-vs-real floor of DATASET: the metrics between two halves of its held-out images",
     "summarize": "all metrics in summary.csv; the headline table (one row per experiment and baseline) in "
                  "summary.md; removes the results of experiments and datasets that params.yaml no longer has",
