@@ -44,7 +44,8 @@ wildcard_constraints:
 def stage_params(stage, target=None, replicate=0):
     """The params slice a stage reads, as JSON: Snakemake reruns a job when it changes."""
     return json.dumps(
-        medgan_config.stage_params(PARAMS, stage, target, int(replicate)), sort_keys=True
+        medgan_config.stage_params(PARAMS, stage, target, int(replicate)),
+        sort_keys=True,
     )
 
 
@@ -108,11 +109,15 @@ def replicate_metrics_of_experiment(wildcards):
 
 def replicate_zero_model(wildcards):
     """The model that synthesize uses: replicate 0's (the Turing page and explorer use its samples)."""
-    return paths.path(paths.MODEL, experiment=wildcards.experiment, replicate=0).as_posix()
+    return paths.path(
+        paths.MODEL, experiment=wildcards.experiment, replicate=0
+    ).as_posix()
 
 
 def replicate_zero_samples(wildcards):
-    return paths.path(paths.SAMPLES, experiment=wildcards.experiment, replicate=0).as_posix()
+    return paths.path(
+        paths.SAMPLES, experiment=wildcards.experiment, replicate=0
+    ).as_posix()
 
 
 def replicate_zero_models_of_dataset(wildcards):
