@@ -94,3 +94,11 @@ def test_summary_md_states_the_rule_and_its_error_rate():
 def test_markdown_marks_a_flagged_row():
     text = summary.markdown(table({"plain": [0.6, 0.5, 0.7]}, flags={"plain": "mode collapse in 1 of 3 seeds"}))
     assert "| plain ⚠ mode collapse in 1 of 3 seeds |" in text
+
+
+def test_a_seed_without_a_finite_value_is_not_ranked():
+    assert summary.seed_values({"seeds": [{"value": 0.1}, {"value": float("nan")}, {"skipped": "x"},
+                                          {"value": 0.3}]}) == [0.1, 0.3]
+    text = verdict_line(table({"a": [0.1, 0.11, 0.12], "b": [0.5, 0.6]}))
+    assert "no claim possible between `a` and `b`" in text and "3 or 2 seeds" not in text
+    assert "2 or 3 seeds per arm" in text

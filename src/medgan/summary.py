@@ -84,8 +84,10 @@ def guard_text(counts: dict[str, int], replicates: int) -> str:
 
 
 def seed_values(entry: dict | None) -> list[float]:
-    """Every seed's value of an aggregate entry (a baseline entry has none)."""
-    return [s["value"] for s in (entry or {}).get("seeds", []) if "value" in s]
+    """Every seed's finite value of an aggregate entry (a baseline entry has none; a seed whose
+    value is NaN or infinite has no number to rank, and counts as a seed without a value)."""
+    return [s["value"] for s in (entry or {}).get("seeds", [])
+            if isinstance(s.get("value"), (int, float)) and math.isfinite(s["value"])]
 
 
 def full_table(params: dict) -> pd.DataFrame:
