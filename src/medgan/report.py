@@ -393,9 +393,9 @@ def pictures(name: str, paired: bool, grid: Path, held_out: pd.DataFrame, real: 
              classes: list[str], size: tuple[int, int]) -> dict:
     """The pipeline's images of one experiment, and the real held-out grid beside the generated one."""
     out = {"grid": pixel_image(grid, 1100 if paired else 540),
-           "progress": pixel_image(paths.path(paths.PROGRESS, experiment=name), 800),
-           "interpolation": pixel_image(paths.path(paths.INTERPOLATION, experiment=name), 800),
-           "memorisation": pixel_image(paths.path(paths.CLOSEST_PAIRS, experiment=name), 300)}
+           "progress": pixel_image(paths.path(paths.PROGRESS, experiment=name, replicate=0), 800),
+           "interpolation": pixel_image(paths.path(paths.INTERPOLATION, experiment=name, replicate=0), 800),
+           "memorisation": pixel_image(paths.path(paths.CLOSEST_PAIRS, experiment=name, replicate=0), 300)}
     if not paired:
         rows, columns = grid_shape(grid, size)
         tiles = (real * 255).round().astype(np.uint8)
@@ -405,7 +405,7 @@ def pictures(name: str, paired: bool, grid: Path, held_out: pd.DataFrame, real: 
 
 
 def training(name: str) -> dict:
-    log = pd.read_csv(paths.path(paths.TRAIN_LOG, experiment=name))
+    log = pd.read_csv(paths.path(paths.TRAIN_LOG, experiment=name, replicate=0))
     return {"curves": training_curves(log), "guard": guard_events(log),
             "diversity_column": "spread" if "spread" in log else "fake_std"}
 
@@ -439,7 +439,7 @@ def experiment_section(params: dict, name: str) -> dict:
     return {"name": name, "experiment": exp, "paired": paired, "real_split": split, "classes": classes,
             "seed_grids": seed_grids(params, name, paired), "shown_seed": config.replicate_seed(params["seed"], 0),
             "settings": json.dumps(config.training_settings(params, name), indent=2, sort_keys=True),
-            **pictures(name, paired, paths.path(paths.GRID, experiment=name), held_out, real, classes, size),
+            **pictures(name, paired, paths.path(paths.GRID, experiment=name, replicate=0), held_out, real, classes, size),
             **training(name), "histogram": histogram, "histogram_info": histogram_info,
             "features": feature_section(params, name, sets),
             "paired_metrics": [{"name": k, **v} for k, v in sorted(metrics.items())
