@@ -17,6 +17,7 @@ BIN = Path(os.sys.executable).parent  # the venv's bin: medgan, snakemake, dvc
 
 TINY = {
     "seed": 0,
+    "replicates": 1,  # dvc.yaml lists it under params: DVC needs it in the file
     "phantoms": {"tiny": {"kind": "lits", "n_cases": 5, "shape": [64, 64, 20], "spacing": [5.5, 5.5, 10.0]}},
     "datasets": {"tiny": {"kind": "volumes", "layout": "lits", "raw": "data/raw/tiny",
                           "image_size": [32, 32], "min_organ_pixels": 30, "min_lesion_pixels": 3}},

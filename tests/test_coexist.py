@@ -26,7 +26,7 @@ def run(cmd, cwd) -> str:
 
 
 def mtimes(root, experiments):
-    return {name: (root / f"results/models/{name}.pt").stat().st_mtime_ns for name in experiments}
+    return {name: (root / f"results/models/{name}/r0.pt").stat().st_mtime_ns for name in experiments}
 
 
 def test_snakemake_dvc_commit_dvc_repro_snakemake_and_dvc_checkout_touch_rerun_nothing(project):
@@ -50,7 +50,7 @@ def test_snakemake_dvc_commit_dvc_repro_snakemake_and_dvc_checkout_touch_rerun_n
     assert "Nothing to be done" in plan, plan
     assert mtimes(project, TINY["experiments"]) == trained  # the models were never rewritten
 
-    models = {name: (project / f"results/models/{name}.pt").read_bytes() for name in TINY["experiments"]}
+    models = {name: (project / f"results/models/{name}/r0.pt").read_bytes() for name in TINY["experiments"]}
 
     # As after `dvc pull` in a new clone: upstream files come back from DVC's cache, newer
     # than what was made from them.
@@ -64,5 +64,5 @@ def test_snakemake_dvc_commit_dvc_repro_snakemake_and_dvc_checkout_touch_rerun_n
     run(["snakemake", "--cores", "1", "--touch"], project)
     plan = run(["snakemake", "--cores", "2", "--dry-run"], project)
     assert "Nothing to be done" in plan, plan
-    assert {name: (project / f"results/models/{name}.pt").read_bytes() for name in TINY["experiments"]} == models
+    assert {name: (project / f"results/models/{name}/r0.pt").read_bytes() for name in TINY["experiments"]} == models
     assert "up to date" in run(["dvc", "status"], project).lower()

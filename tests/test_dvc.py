@@ -47,11 +47,11 @@ def tree_digest(folder: Path) -> dict[str, str]:
 # --- what the repository itself says (fast) ------------------------------------------------------
 
 def test_gitignore_keeps_metrics_plots_and_grids_in_git_and_data_and_models_out():
-    kept = ["results/metrics/summary.csv", "results/metrics/summary.md",
-            "results/metrics/experiments/x.json", "results/plots/train/x.csv", "results/grids/x.png",
-            "results/progress/x.png", "results/interpolations/x.png", "dvc.lock"]
-    hidden = ["data/slices/x/manifest.csv", "data/raw/x/volume-0.nii.gz", "results/models/x.pt",
-              "results/samples/x/healthy/00000.png", "results/checkpoints/x/last.pt"]
+    kept = ["results/metrics/summary.csv", "results/metrics/summary.md", "results/metrics/replicates/x/r0.json",
+            "results/metrics/experiments/x.json", "results/plots/train/x/r0.csv", "results/grids/x/r0.png",
+            "results/progress/x/r1.png", "results/interpolations/x/r0.png", "dvc.lock"]
+    hidden = ["data/slices/x/manifest.csv", "data/raw/x/volume-0.nii.gz", "results/models/x/r0.pt",
+              "results/samples/x/r0/healthy/00000.png", "results/checkpoints/x/r0/last.pt"]
     ignored = run(["git", "check-ignore", "--no-index", *kept, *hidden], REPO, check=False).stdout.split()
     assert sorted(ignored) == sorted(hidden)
 
@@ -64,7 +64,7 @@ def test_what_git_holds_is_uncached_in_dvc_yaml():
     for stage in stages.values():
         for out in stage.get("do", stage).get("outs", []):
             path, options = next(iter(out.items())) if isinstance(out, dict) else (out, {})
-            pattern = re.escape(path).replace(re.escape("${key}"), "[^/]+")
+            pattern = re.escape(path).replace(re.escape("${key}"), "[^/]+") + "(/.+)?"  # a file, or in a folder
             if any(re.fullmatch(pattern, name) for name in tracked):
                 assert options.get("cache") is False, f"{path} is tracked by git but cached by DVC"
 
@@ -126,10 +126,10 @@ def origin(tmp_path_factory) -> Path:
 def test_git_holds_metrics_plots_and_lock_while_dvc_holds_data_and_models(origin):
     tracked = set(run(["git", "ls-files"], origin).stdout.split())
     for name in EXPERIMENTS:
-        assert {f"results/metrics/experiments/{name}.json", f"results/plots/train/{name}.csv",
-                f"results/grids/{name}.png", f"results/progress/{name}.png",
-                f"results/interpolations/{name}.png"} <= tracked
-        assert f"results/models/{name}.pt" not in tracked
+        assert {f"results/metrics/experiments/{name}.json", f"results/plots/train/{name}/r0.csv",
+                f"results/grids/{name}/r0.png", f"results/progress/{name}/r0.png",
+                f"results/metrics/replicates/{name}/r0.json", f"results/interpolations/{name}/r0.png"} <= tracked
+        assert f"results/models/{name}/r0.pt" not in tracked
     assert {"dvc.lock", "results/metrics/summary.csv"} <= tracked
     assert not any(path.startswith("data/") for path in tracked)
 
@@ -156,7 +156,8 @@ def test_push_then_pull_into_another_clone_restores_slices_and_models(origin):
     assert tree_digest(clone / "data" / "slices") == tree_digest(origin / "data" / "slices")
     assert tree_digest(clone / "data" / "slices")  # not two empty folders
     for name in EXPERIMENTS:
-        assert filecmp.cmp(clone / f"results/models/{name}.pt", origin / f"results/models/{name}.pt", shallow=False)
+        model = f"results/models/{name}/r0.pt"
+        assert filecmp.cmp(clone / model, origin / model, shallow=False)
     status = run(["dvc", "status"], clone).stdout
     assert "up to date" in status.lower(), status
 
@@ -186,7 +187,9 @@ def test_metrics_report_on_two_commits_prints_markdown_tables(origin):
     assert re.search(r"\|\s*12\s*\|\s*8\s*\|\s*-4\s*\|", n_fake), n_fake
     assert re.search(r"\|\s*params\.yaml\s*\|\s*sample\.n\s*\|\s*12\s*\|\s*8\s*\|", params), report
 
+    assert "### Signal or seed noise" in report and "### Verdict" in report  # medgan compare-metrics
     same = run([str(REPORT), "HEAD"], origin).stdout
     assert "No metric changed." in same and "No param changed." in same
+    assert "No verdict in either summary.md." in same  # the tiny params compute no KID
     unknown = run([str(REPORT), "no-such-branch"], origin, check=False)
     assert unknown.returncode == 2 and "unknown revision" in unknown.stderr

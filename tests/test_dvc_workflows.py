@@ -59,3 +59,21 @@ def test_the_pr_workflow_reproduces_with_dvc_and_comments_the_report():
                             "gh pr comment")]
     assert order == sorted(order)
     assert os.access(REPO / "workflow" / "scripts" / "metrics_report.sh", os.X_OK)
+
+
+def test_the_pr_workflow_installs_through_the_lock_like_readme_command_b():
+    """The hosted runner must compute with the locked versions, as the committed run did."""
+    workflow = yaml.safe_load((WORKFLOWS / "pr-metrics.yml").read_text())
+    install = next(step["run"] for step in steps(workflow) if "pip install" in step.get("run", ""))
+    readme_b = next(line for line in (REPO / "README.md").read_text().splitlines() if "pytest -q" in line
+                    and "requirements/lock.txt" in line)
+    wanted = ["-r requirements/lock.txt", "--no-deps -r requirements/nodeps.txt", "--no-deps -e ."]
+    for part in wanted:
+        assert part in readme_b and part in install, part
+    assert [install.index(p) for p in wanted] == sorted(install.index(p) for p in wanted)
+    assert "install -q -e ." not in install and "install -e ." not in install  # not around the lock
+
+
+def test_the_metrics_report_judges_changes_with_compare_metrics():
+    script = (REPO / "workflow" / "scripts" / "metrics_report.sh").read_text()
+    assert "medgan compare-metrics" in script and "dvc metrics diff" in script

@@ -15,7 +15,7 @@ import yaml
 from PIL import Image
 from scipy import stats
 
-from medgan import evaluate, paths, sample, summary, train
+from medgan import evaluate, paths, replicates, sample, summary, train
 from medgan.errors import MedganError
 from medgan.metrics import (common, diversity, fid, frd, inception, kid, memorisation, paired, prdc, relative,
                             utility)
@@ -552,6 +552,7 @@ def test_evaluate_baseline_and_summary_table(prepared):
         train.train(prepared, name)
         sample.sample(prepared, name)
         result = evaluate.evaluate(prepared, name)
+        replicates.aggregate(prepared, name)
         assert result["metrics"]["frd"]["value"] > 0 and result["metrics"]["fid"]["value"] > 0
         for entry in ("fid", "kid", "relative_fid", "memorisation_share_feature"):  # packaged weights
             assert result["metrics"][entry]["inception_weights"]["sha256"] == inception.PACKAGED_SHA256, entry
@@ -570,7 +571,7 @@ def test_evaluate_baseline_and_summary_table(prepared):
     assert (table["frd_n_fake"].iloc[:2] == 12).all() and (table["n_real"] > 0).all()
     for name in summary.metric_names(prepared):  # every cell: a value or a reason
         assert (table[name].notna() | (table[f"{name}_skipped"] != "")).all(), name
-    on_disk = json.loads(paths.path(paths.METRICS, experiment="tiny_dcgan_tumour").read_text())
+    on_disk = json.loads(paths.path(paths.REPLICATE_METRICS, experiment="tiny_dcgan_tumour").read_text())
     assert on_disk["metrics"]["frd"]["n_fake"] == 12 and on_disk["metrics"]["frd"]["seed"] == 0
     # the relative distance's denominator is the baseline's own number
     tumour = floor["classes"]["tumour"]["metrics"]

@@ -125,6 +125,7 @@ def test_payload_in_the_fid_weights_runs_nothing(tmp_path):
 
 def test_model_file_of_another_experiment_is_refused_by_sample(prepared, capsys):
     train.train(prepared, "tiny_dcgan_healthy")
+    paths.path(paths.MODEL, experiment=NAME).parent.mkdir(parents=True, exist_ok=True)
     paths.path(paths.MODEL, experiment="tiny_dcgan_healthy").rename(paths.path(paths.MODEL, experiment=NAME))
     capsys.readouterr()
     assert cli.main(["sample", NAME]) == 2

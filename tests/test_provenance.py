@@ -8,13 +8,14 @@ import pytest
 import torch
 import yaml
 
-from conftest import BIN, run_env, tiny_params
-from medgan import cli, config, paths, provenance, results
+from conftest import BIN, TINY, run_env, tiny_params
+from medgan import cli, config, paths, provenance, results, summary
 
 STAGES = [["phantoms", "tiny"], ["prepare", "tiny"], ["train", "tiny_dcgan_tumour"],
-          ["sample", "tiny_dcgan_tumour"], ["evaluate", "tiny_dcgan_tumour"], ["baseline", "tiny"]]
-# cheap metrics with bootstrap CIs (FRD's radiomics and Inception would add minutes)
-REPRO_METRICS = ["diversity", "memorisation"]
+          ["sample", "tiny_dcgan_tumour"], ["evaluate", "tiny_dcgan_tumour"], ["aggregate", "tiny_dcgan_tumour"],
+          ["baseline", "tiny"], ["summarize"]]
+# every metric behind a headline column (summary.HEADLINE); paired SSIM is skipped for a DCGAN
+REPRO_METRICS = ["fid", "kid", "frd", "relative", "prdc", "diversity", "memorisation", "utility", "paired"]
 
 
 def test_rounded_keeps_six_significant_digits_and_leaves_other_values_alone():
@@ -78,11 +79,12 @@ def test_write_metrics_rounds_and_puts_the_block_in_a_named_sidecar(params):
     weights = paths.path(paths.CACHE) / "w.pt"
     weights.parent.mkdir(parents=True)
     weights.write_bytes(b"weights")
-    written = results.write_metrics(paths.path(paths.METRICS, experiment="tiny_dcgan_tumour"), data, params,
-                                    "evaluate", "tiny_dcgan_tumour", feature_weights={"inception": weights})
-    on_disk = json.loads(paths.path(paths.METRICS, experiment="tiny_dcgan_tumour").read_text())
+    out = paths.path(paths.REPLICATE_METRICS, experiment="tiny_dcgan_tumour", replicate=2)
+    written = results.write_metrics(out, data, params, "evaluate", "tiny_dcgan_tumour", replicate=2,
+                                    feature_weights={"inception": weights})
+    on_disk = json.loads(out.read_text())
     assert on_disk == written and on_disk["metrics"]["fid"] == {"value": 0.333333, "ci_low": 0.123457}
-    assert on_disk["provenance"] == "results/provenance/evaluate/tiny_dcgan_tumour.json"
+    assert on_disk["provenance"] == "results/provenance/evaluate/tiny_dcgan_tumour/r2.json"
     block = json.loads(open(on_disk["provenance"]).read())
     assert block["feature_networks"]["inception"] == {"file": "w.pt", "sha256": hashlib.sha256(b"weights").hexdigest()}
     assert block["stage"] == "evaluate" and block["target"] == "tiny_dcgan_tumour"
@@ -121,12 +123,21 @@ def test_dvc_metrics_diff_ignores_provenance_and_sees_a_real_change(project):
 def run_tiny_pipeline(folder, monkeypatch) -> dict[str, bytes]:
     folder.mkdir()
     monkeypatch.chdir(folder)
-    raw = tiny_params(evaluate={"metrics": REPRO_METRICS, "bootstrap": 50})
+    raw = tiny_params(evaluate={"metrics": REPRO_METRICS, "bootstrap": 20, "utility_epochs": 1},
+                      experiments={"tiny_dcgan_tumour": TINY["experiments"]["tiny_dcgan_tumour"]})
     (folder / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     for stage in STAGES:
         assert cli.main(stage) == 0, stage
-    files = [paths.path(paths.METRICS, experiment="tiny_dcgan_tumour"), paths.path(paths.BASELINE, dataset="tiny")]
+    files = [paths.path(paths.REPLICATE_METRICS, experiment="tiny_dcgan_tumour"),
+             paths.path(paths.METRICS, experiment="tiny_dcgan_tumour"), paths.path(paths.BASELINE, dataset="tiny"),
+             paths.path(paths.SUMMARY_MD)]
     return {f.as_posix(): f.read_bytes() for f in files}
+
+
+def headline_values(metrics_file: bytes) -> dict[str, float]:
+    """Every headline metric's value in a metrics file (summary.HEADLINE's entries)."""
+    entries = json.loads(metrics_file)["metrics"]
+    return {source: entries[source].get("value") for _, _, source in summary.HEADLINE}
 
 
 @pytest.mark.slow
@@ -136,25 +147,57 @@ def test_a_tiny_pipeline_run_twice_in_fresh_folders_writes_identical_metric_file
     first = run_tiny_pipeline(tmp_path / "a", monkeypatch)
     model = torch.load(paths.path(paths.MODEL, experiment="tiny_dcgan_tumour"), weights_only=True)
     assert model["provenance"]["precision"] in ("fp32", "bf16 autocast") and model["provenance"]["stage"] == "train"
-    block = json.loads(paths.path(paths.EVALUATE_PROVENANCE, experiment="tiny_dcgan_tumour").read_text())
+    block = json.loads(paths.path(paths.EVALUATE_PROVENANCE, experiment="tiny_dcgan_tumour", replicate=0).read_text())
     assert block["training"] == model["provenance"]
     second = run_tiny_pipeline(tmp_path / "b", monkeypatch)
-    assert first == second
-    metrics = json.loads(first[paths.METRICS.format(experiment="tiny_dcgan_tumour")])
+    aggregate = paths.METRICS.format(experiment="tiny_dcgan_tumour")
+    values = headline_values(first[aggregate])
+    # every headline metric is compared, not only the cheap ones: each has a value (paired SSIM
+    # needs a label map -> image experiment, so it must say why it has none)
+    assert all(v is not None for k, v in values.items() if k != "paired_ssim_image"), values
+    assert "skipped" in json.loads(first[aggregate])["metrics"]["paired_ssim_image"]
+    assert headline_values(second[aggregate]) == values
+    assert first == second  # byte for byte: replicate and aggregate files, baseline, summary.md (the verdict)
+    metrics = json.loads(first[paths.path(paths.REPLICATE_METRICS, experiment="tiny_dcgan_tumour").as_posix()])
     values = [e["value"] for e in metrics["metrics"].values() if "value" in e]
     assert values and all(len(f"{v:.15g}".lstrip("-0.").replace(".", "").rstrip("0")) <= 6 for v in values)
 
 
 def test_summary_sidecar_holds_its_own_block_and_every_source_block(params):
     for name in params["experiments"]:
-        results.write_metrics(paths.path(paths.METRICS, experiment=name), {"experiment": name}, params, "evaluate",
-                              name, feature_weights={}, training={"precision": "fp32"})
+        results.write_metrics(paths.path(paths.REPLICATE_METRICS, experiment=name), {"experiment": name}, params,
+                              "evaluate", name, feature_weights={}, training={"precision": "fp32"})
+        results.write_metrics(paths.path(paths.METRICS, experiment=name), {"experiment": name}, params, "aggregate",
+                              name, feature_weights={})
     paths.path(paths.BASELINE, dataset="tiny").parent.mkdir(parents=True, exist_ok=True)
     paths.path(paths.BASELINE, dataset="tiny").write_text('{"dataset": "tiny"}\n')  # written before provenance
     results.write_summary_provenance(params)
     summary = json.loads(paths.path(paths.PROVENANCE_SUMMARY).read_text())
     assert summary["stage"] == "summarize" and summary["packages"]["pandas"]
     sources = summary["sources"]
-    assert sources["results/metrics/experiments/tiny_dcgan_healthy.json"]["training"] == {"precision": "fp32"}
-    assert sources["results/metrics/experiments/tiny_dcgan_tumour.json"]["target"] == "tiny_dcgan_tumour"
+    assert sources["results/metrics/replicates/tiny_dcgan_healthy/r0.json"]["training"] == {"precision": "fp32"}
+    assert sources["results/metrics/replicates/tiny_dcgan_tumour/r0.json"]["target"] == "tiny_dcgan_tumour"
+    assert sources["results/metrics/experiments/tiny_dcgan_tumour.json"]["stage"] == "aggregate"
     assert sources["results/metrics/baselines/tiny.json"]["recorded"].startswith("no")
+
+
+def test_one_thread_or_two_redraws_the_training_under_the_same_seed_and_settings(prepared):
+    """Another reduction order (here: the thread count, resources.train.threads, which the CLI
+    sets with torch.set_num_threads) changes the floating-point result of the same seed and
+    settings: why one run cannot carry a verdict and seeds are the replicates. The params hash
+    and seed (what a replicate is) stay the same; the provenance records the thread count."""
+    from medgan import modelio, train
+
+    name, weights, blocks = "tiny_dcgan_tumour", {}, {}
+    for threads in (1, 2):
+        resources = {**prepared["resources"], "train": {**prepared["resources"]["train"], "threads": threads}}
+        train.train(config.validate({**prepared, "resources": resources}), name)
+        model = torch.load(paths.path(paths.MODEL, experiment=name), weights_only=True)
+        weights[threads], blocks[threads] = model["G"], model["provenance"]
+        assert model["seed"] == prepared["seed"] and model["replicate"] == 0
+        modelio.remove_checkpoints(paths.path(paths.CHECKPOINTS, experiment=name))
+        paths.path(paths.MODEL, experiment=name).unlink()
+    assert not all(torch.equal(weights[1][k], weights[2][k]) for k in weights[1])  # another draw
+    assert all(torch.allclose(weights[1][k].float(), weights[2][k].float(), atol=1e-3) for k in weights[1])
+    assert blocks[1]["params_sha256"] == blocks[2]["params_sha256"]
+    assert (blocks[1]["device"]["torch_threads"], blocks[2]["device"]["torch_threads"]) == (1, 2)

@@ -15,8 +15,11 @@ def test_committed_results_belong_to_current_experiments_and_datasets():
 def test_committed_results_cover_every_current_experiment_and_dataset():
     params = config.load(REPO / "params.yaml")
     for name in params["experiments"]:
-        for pattern in (paths.METRICS, paths.GRID, paths.PROGRESS, paths.INTERPOLATION, paths.TRAIN_LOG):
-            assert (REPO / paths.path(pattern, experiment=name)).is_file(), f"{pattern} of {name}"
+        assert (REPO / paths.path(paths.METRICS, experiment=name)).is_file(), f"{paths.METRICS} of {name}"
+        for replicate in range(config.replicates_of(params, name)):
+            for pattern in (paths.REPLICATE_METRICS, paths.GRID, paths.PROGRESS, paths.INTERPOLATION, paths.TRAIN_LOG):
+                assert (REPO / paths.path(pattern, experiment=name, replicate=replicate)).is_file(), \
+                    f"{pattern} of {name} replicate {replicate}"
     for dataset in params["datasets"]:
         assert (REPO / paths.path(paths.BASELINE, dataset=dataset)).is_file()
 
@@ -30,8 +33,11 @@ def _touch(path: Path) -> Path:
 def test_summarize_step_removes_outputs_of_gone_experiments_only(params, project):
     current, gone = "tiny_dcgan_tumour", "renamed_long_ago"
     kept = [_touch(project / paths.path(p, experiment=current)) for p in (paths.GRID, paths.METRICS)]
-    stale = [_touch(project / paths.path(p, experiment=gone)) for p in (paths.GRID, paths.METRICS, paths.TRAIN_LOG)]
-    stale.append(_touch(project / paths.path(paths.SAMPLES, experiment=gone) / "x.png").parent)
+    kept.append(_touch(project / paths.path(paths.GRID, experiment=current, replicate=2)))
+    stale = [_touch(project / paths.path(paths.METRICS, experiment=gone))]
+    # a gone experiment's per-replicate outputs go with its folder
+    stale += [_touch(project / paths.path(p, experiment=gone, replicate=1)).parent for p in (paths.GRID, paths.TRAIN_LOG)]
+    stale.append(_touch(project / paths.path(paths.SAMPLES, experiment=gone) / "x.png").parent.parent)
     stale.append(_touch(project / paths.path(paths.BASELINE, dataset="old_dataset")))
     assert sorted(prune.stale_outputs(params, project)) == sorted(stale)
     prune.remove_stale(params, project)

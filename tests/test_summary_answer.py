@@ -1,34 +1,104 @@
-"""summary.md says in words what the table shows: which generator wins, whether its CI
-separates it from the others, against the real-vs-real floor, and what the guard flagged."""
+"""summary.md's verdict: a claim between arms only under the pre-declared rule across seeds
+(exact one-sided Mann–Whitney on per-seed KIDs), each arm against the real-vs-real floor, the
+guard's findings per seed, and a sentence that another CPU reproduces when the order holds."""
 
 import pandas as pd
+import pytest
 
 from medgan import summary
 
 
-def _row(name, kid, low, high, flags="", base=False):
+def _row(name, seeds, flags="", base=False, floor=(0.01, 0.0, 0.02)):
     row = {"experiment": "baseline: real vs real" if base else name, "dataset": "d", "class": "tumour",
-           "n_real": 80, "n_fake": 40 if base else 100, "flags": flags}
+           "n_real": 80, "n_fake": 40 if base else 100, "flags": flags, "replicates": None if base else len(seeds)}
     for key, _, _ in summary.HEADLINE:
         row.update({key: float("nan"), f"{key}_ci_low": float("nan"), f"{key}_ci_high": float("nan"),
-                    f"{key}_skipped": "not computed", f"{key}_patients": None})
-    row.update({"kid": kid, "kid_ci_low": low, "kid_ci_high": high, "kid_skipped": ""})
+                    f"{key}_skipped": "not computed", f"{key}_patients": None, f"{key}_seeds": [],
+                    f"{key}_interval": ""})
+    if base:
+        value, low, high = floor
+        row.update({"kid": value, "kid_ci_low": low, "kid_ci_high": high, "kid_skipped": ""})
+    else:
+        row.update({"kid": sum(seeds) / len(seeds), "kid_skipped": "", "kid_seeds": list(seeds),
+                    "kid_interval": "Student t"})
     return row
 
 
-def test_answer_names_the_winner_the_separated_and_the_unclear_and_the_flags():
-    table = pd.DataFrame([_row("small", 0.2, 0.19, 0.21), _row("plain", 0.6, 0.59, 0.61, "mode collapse at step 900"),
-                          _row("close", 0.205, 0.2, 0.22), _row("", 0.01, 0.0, 0.02, base=True)])
-    (text,) = summary.answer(table)
-    assert "best by KID is `small` (0.2 [0.19, 0.21])" in text
-    assert "real-vs-real floor of 0.01 [0, 0.02]" in text
-    assert "entirely below `plain` (0.6 [0.59, 0.61])" in text and "Not separable from `close`" in text
-    assert "flagged `plain` (mode collapse at step 900)" in text
+def table(arms: dict, floor=(0.01, 0.0, 0.02), flags=None):
+    rows = [_row(n, s, (flags or {}).get(n, "")) for n, s in arms.items()]
+    return pd.DataFrame(rows + [_row("", [], base=True, floor=floor)])
 
 
-def test_markdown_marks_a_flagged_row_and_stays_within_14_columns():
-    table = pd.DataFrame([_row("plain", 0.6, 0.59, 0.61, "mode collapse at step 900"), _row("", 0.01, 0, 0.02, base=True)])
-    text = summary.markdown(table)
+SEPARATED = {"plain": [0.15, 0.17, 0.22], "small": [0.26, 0.27, 0.28], "mlp": [0.25, 0.31, 0.40]}
+
+
+def verdict_line(t) -> str:
+    return summary.answer(t)[0]
+
+
+def test_complete_separation_of_three_seeds_is_a_claim_and_overlap_is_not():
+    text = verdict_line(table(SEPARATED))
+    assert "`plain` better than `small`" in text and "`plain` better than `mlp`" in text
+    assert "no difference detected between `small` and `mlp`" in text  # 0.25 < 0.26: overlap
+    assert "3 seeds per arm" in text
+    assert summary.one_sided_p([0.15, 0.17, 0.22], [0.26, 0.27, 0.28]) == pytest.approx(0.05)
+
+
+def test_one_seed_out_of_order_removes_the_claim():
+    """The Xeon's collapsed plain seed (0.407) above a small-data seed: no claim left."""
+    collapsed = {**SEPARATED, "plain": [0.407, 0.17, 0.22]}
+    text = verdict_line(table(collapsed))
+    assert "better than" not in text
+    assert "no difference detected between `plain` and `small`" in text
+
+
+def test_with_two_seeds_no_claim_is_possible_and_the_sentence_says_so():
+    text = verdict_line(table({"a": [0.1, 0.11], "b": [0.5, 0.6]}))
+    assert "better" not in text and "no claim possible between `a` and `b`" in text
+    assert summary.smallest_p(2, 2) > summary.ALPHA
+
+
+def test_the_verdict_sentence_has_no_numbers_and_survives_a_redraw_that_keeps_the_order():
+    """Another CPU redraws every training: other values, same order -> the same sentence."""
+    first = verdict_line(table(SEPARATED))
+    redrawn = {"plain": [0.12, 0.2, 0.23], "small": [0.3, 0.24, 0.29], "mlp": [0.35, 0.26, 0.5]}
+    assert verdict_line(table(redrawn, floor=(0.02, 0.01, 0.03))) == first
+    assert not any(ch.isdigit() for ch in first.replace("3 seeds", ""))
+    evidence = summary.answer(table(SEPARATED))[1]
+    assert "seeds 0.15, 0.17, 0.22" in evidence and "p = 0.05" in evidence  # numbers: below the sentence
+
+
+def test_each_arm_against_the_floor():
+    text = verdict_line(table(SEPARATED))
+    assert "`plain`, `small` and `mlp`: not yet indistinguishable from real images" in text
+    close = verdict_line(table({"good": [0.005, 0.01, 0.015], "mixed": [0.01, 0.2, 0.3]}))
+    assert "`good`: within the real-vs-real floor in every seed" in close
+    assert "`mixed`: above the real-vs-real floor in some seeds only" in close
+
+
+def test_guard_findings_are_counted_per_seed_and_multiplicity_is_named():
+    assert summary.guard_text({"mode_collapse": 1}, 3) == "mode collapse in 1 of 3 seeds"
+    lines = summary.answer(table(SEPARATED, flags={"plain": summary.guard_text({"mode_collapse": 1}, 3)}))
+    assert "training guard: mode collapse in 1 of 3 seeds" in lines[1]
+    assert "3 pairs compared" in lines[1] and "Bonferroni" in lines[1]
+
+
+def test_summary_md_states_the_rule_and_its_error_rate():
+    text = summary.markdown(table(SEPARATED))
+    assert summary.VERDICT_RULE in text
+    assert "p = 1/20 = 0.05" in text and "≤ 0.1" in text and "m × 0.1" in text
     header = next(line for line in text.splitlines() if line.startswith("| experiment"))
-    assert header.count("|") - 1 <= 14
-    assert "| plain ⚠ mode collapse at step 900 |" in text
+    assert header.count("|") - 1 <= 14 and "| seeds |" in header
+
+
+def test_markdown_marks_a_flagged_row():
+    text = summary.markdown(table({"plain": [0.6, 0.5, 0.7]}, flags={"plain": "mode collapse in 1 of 3 seeds"}))
+    assert "| plain ⚠ mode collapse in 1 of 3 seeds |" in text
+
+
+def test_a_seed_without_a_finite_value_is_not_ranked():
+    assert summary.seed_values({"seeds": [{"value": 0.1}, {"value": float("nan")}, {"skipped": "x"},
+                                          {"value": 0.3}]}) == [0.1, 0.3]
+    text = verdict_line(table({"a": [0.1, 0.11, 0.12], "b": [0.5, 0.6]}))
+    assert "no claim possible between `a` and `b`" in text and "3 or 2 seeds" not in text
+    assert "2 or 3 seeds per arm" in text

@@ -193,7 +193,7 @@ def test_summarize_names_a_missing_or_damaged_metrics_file(tmp_path, monkeypatch
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(TINY))
     first = paths.path(paths.METRICS, experiment="tiny_dcgan_healthy")
     assert cli.main(["summarize"]) == 2
-    assert f"{first} not found — run `medgan evaluate tiny_dcgan_healthy`" in capsys.readouterr().err
+    assert f"{first} not found — run `medgan aggregate tiny_dcgan_healthy`" in capsys.readouterr().err
     first.parent.mkdir(parents=True)
     first.write_text('{"experiment": ')
     assert cli.main(["summarize"]) == 2

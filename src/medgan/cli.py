@@ -19,25 +19,32 @@ VERBS = {
     "train": "train the generator of EXPERIMENT, a GAN or a DDPM (resumes from its last checkpoint)",
     "sample": "write N generated images (paired variants: one per held-out pair) and a grid for EXPERIMENT",
     "evaluate": "metrics of EXPERIMENT's samples against held-out real images",
+    "aggregate": "EXPERIMENT's entry over its replicates (training seeds): every seed's metrics, their mean and an "
+                 "across-seed interval (95 percent) (results/metrics/experiments/EXPERIMENT.json)",
     "baseline": "real-vs-real floor of DATASET: the metrics between two halves of its held-out images",
     "summarize": "all metrics in summary.csv; the headline table (one row per experiment and baseline) in "
                  "summary.md; removes the results of experiments and datasets that params.yaml no longer has",
-    "turing": "visual Turing test page of EXPERIMENT (results/turing/EXPERIMENT/index.html, key.json beside it)",
+    "turing": "visual Turing test page of EXPERIMENT's replicate 0 (results/turing/EXPERIMENT/index.html, key.json beside it)",
     "turing-score": "score readers' answer CSVs of EXPERIMENT's Turing test (per reader, pooled, Fleiss' kappa)",
+    "compare-metrics": "Markdown for a pull request: which headline numbers changed beyond the across-seed interval "
+                       "and whether the verdict changed, between two results/metrics folders (OLD: base, NEW: workspace)",
     "report": "one self-contained HTML page of every result (results/report.html)",
     "env": "print what made results here (versions, commit, device) and check it against the lock",
     "explore": "latent-space explorer of DATASET: real and generated images on an autoencoder's 2-D map, "
-               "GAN latent sliders and paths (results/explore/DATASET.html, opens offline)",
+               "GAN latent sliders and paths of each experiment's replicate 0 (results/explore/DATASET.html, opens offline)",
     "synthesize": "edit EXPERIMENT's training label maps (add, grow, shrink, move, remove lesions; sizes in mm) and "
-                  "render them through its mask -> image model into data/synthetic/EXPERIMENT (image/mask pairs + manifest)",
+                  "render them through its replicate 0 mask -> image model into data/synthetic/EXPERIMENT (image/mask pairs + manifest)",
     "export": "EXPERIMENT's generator as a shareable package: results/export/EXPERIMENT/ (safetensors weights, "
               "architecture, medigan-style generate(), metadata.json, MODEL_CARD.md) and its .zip",
     "generate": "N images from an exported generator (folder or .zip from `medgan export`), without params.yaml",
 }
 TARGETS = {"phantoms": "NAME", "check-data": "DATASET", "prepare": "DATASET", "train": "EXPERIMENT",
-           "sample": "EXPERIMENT", "evaluate": "EXPERIMENT", "baseline": "DATASET",
+           "sample": "EXPERIMENT", "evaluate": "EXPERIMENT", "aggregate": "EXPERIMENT", "baseline": "DATASET",
            "turing": "EXPERIMENT", "turing-score": "EXPERIMENT", "explore": "DATASET",
            "synthesize": "EXPERIMENT", "export": "EXPERIMENT"}
+
+
+REPLICATED = ("train", "sample", "evaluate")  # verbs that run on one replicate of an experiment
 
 
 def variant_names() -> list[str]:
@@ -63,6 +70,16 @@ def build_parser() -> argparse.ArgumentParser:
         if verb == "export":
             sub.add_argument("--replicate", type=int, default=0, metavar="I",
                              help="which training replicate (seed) to export (default: 0)")
+        if verb in REPLICATED:
+            which = sub.add_mutually_exclusive_group()
+            which.add_argument("--replicate", type=int, metavar="I",  # None = 0 (argparse only sees non-defaults)
+                               help="which replicate (training seed) of EXPERIMENT, 0..R-1 (default 0; its seed: "
+                                    "README 'Seeds as replicates')")
+            which.add_argument("--all-replicates", action="store_true",
+                               help="every replicate of EXPERIMENT in turn (DVC's one stage per experiment)")
+        if verb == "compare-metrics":
+            sub.add_argument("old", metavar="OLD", help="the base revision's results/metrics folder")
+            sub.add_argument("new", metavar="NEW", help="the workspace's results/metrics folder")
         if verb == "env":
             sub.add_argument("--json", action="store_true", help="print JSON (for machines)")
             sub.add_argument("--lock", metavar="FILE", help="lock file to check against (default: requirements/*.txt)")
@@ -99,7 +116,8 @@ def add_generate_arguments(sub: argparse.ArgumentParser) -> None:
 def launch_torchrun(nproc: int, args: argparse.Namespace) -> None:
     """Multi-GPU training: rerun this verb under torchrun, one DDP process per GPU."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-               "-m", "medgan.cli", "train", args.target, "--params", str(config.params_path(args.params))]
+               "-m", "medgan.cli", "train", args.target, "--params", str(config.params_path(args.params)),
+               "--replicate", str(args.replicate or 0)]
     print("+ " + " ".join(command), file=sys.stderr)
     subprocess.run(command, check=True)
 
@@ -116,6 +134,10 @@ def run(args: argparse.Namespace) -> None:
         images = exported.generate(args.model, args.n, seed=args.seed, out=args.out, cls=args.cls,
                                    mask_dir=args.mask_dir)
         print(f"{args.out}: {len(images)} images from {args.model} (seed {args.seed})")
+    if args.verb == "compare-metrics":  # reads only the two folders (the base's params may differ)
+        from . import compare
+
+        print(compare.report(Path(args.old), Path(args.new)), end="")
         return
     params = config.load(args.params)
     if args.verb == "phantoms":
@@ -140,23 +162,15 @@ def run(args: argparse.Namespace) -> None:
             raise prepare.DataError(f"dataset '{args.target}': {len(problems)} problem(s):\n"
                                     + "\n".join(f"  - {p}" for p in problems))
         print(f"dataset '{args.target}': no problem found")
-    elif args.verb == "train":
-        from . import train
+    elif args.verb in REPLICATED:
+        for replicate in replicates_asked(args, params):
+            run_replicate(args, params, replicate)
+    elif args.verb == "aggregate":
+        from . import replicates
 
-        nproc = args.nproc if args.nproc is not None else params["resources"]["train"]["gpus"]
-        if nproc > 1 and "WORLD_SIZE" not in os.environ:
-            launch_torchrun(nproc, args)
-        else:
-            train.train(params, args.target)
-    elif args.verb == "sample":
-        from . import sample
-
-        config.experiment(params, args.target)
-        sample.sample(params, args.target)
-    elif args.verb == "evaluate":
-        from . import evaluate
-
-        evaluate.evaluate(params, args.target)
+        entry = replicates.aggregate(params, args.target)
+        print(f"{paths.METRICS.format(experiment=args.target)}: {entry['replicates']} replicate(s), seeds "
+              f"{entry['seeds']}")
     elif args.verb == "baseline":
         from . import evaluate
 
@@ -174,7 +188,7 @@ def run(args: argparse.Namespace) -> None:
         config.experiment(params, args.target)
         key = turing.build(params, args.target)
         print(f"{paths.TURING_PAGE.format(experiment=args.target)}: {key['n_real']} real + "
-              f"{key['n_synthetic']} synthetic images, test {key['test_id']}")
+              f"{key['n_synthetic']} synthetic images (replicate 0), test {key['test_id']}")
     elif args.verb == "turing-score":
         run_turing_score(args, params)
     elif args.verb == "explore":
@@ -182,12 +196,14 @@ def run(args: argparse.Namespace) -> None:
 
         placed = explore.build(params, args.target)
         print(f"{paths.EXPLORE.format(dataset=args.target)}: {placed['points']} images on the map, "
-              f"{placed['gans']} generator(s) with sliders, {placed['bytes'] / 1e6:.1f} MB")
+              f"{placed['gans']} generator(s) with sliders (replicate 0 of each experiment), "
+              f"{placed['bytes'] / 1e6:.1f} MB")
     elif args.verb == "synthesize":
         from . import synthesize
 
         manifest = synthesize.synthesize(params, args.target)
         print(f"{paths.path(paths.SYNTHETIC, experiment=args.target)}: {len(manifest)} image/mask pairs "
+              f"from replicate 0's model "
               f"({', '.join(f'{k} {v}' for k, v in manifest['edit'].value_counts().sort_index().items())})")
     elif args.verb == "export":
         from . import export
@@ -198,6 +214,35 @@ def run(args: argparse.Namespace) -> None:
         from . import report
 
         print(report.build(params))
+
+
+def replicates_asked(args: argparse.Namespace, params: dict) -> range:
+    count = config.replicates_of(params, args.target)
+    if args.all_replicates:
+        return range(count)
+    replicate = args.replicate or 0
+    config.check_replicate(params, args.target, replicate)
+    return range(replicate, replicate + 1)
+
+
+def run_replicate(args: argparse.Namespace, params: dict, replicate: int) -> None:
+    """train, sample or evaluate one replicate of an experiment."""
+    if args.verb == "train":
+        from . import train
+
+        nproc = args.nproc if args.nproc is not None else params["resources"]["train"]["gpus"]
+        if nproc > 1 and "WORLD_SIZE" not in os.environ:
+            launch_torchrun(nproc, argparse.Namespace(**{**vars(args), "replicate": replicate}))
+        else:
+            train.train(params, args.target, replicate)
+    elif args.verb == "sample":
+        from . import sample
+
+        sample.sample(params, args.target, replicate)
+    else:
+        from . import evaluate
+
+        evaluate.evaluate(params, args.target, replicate)
 
 
 def run_turing_score(args: argparse.Namespace, params: dict) -> None:

@@ -221,6 +221,33 @@ def experiment(params: dict, name: str) -> dict:
         raise ConfigError(f"unknown experiment '{name}' (params.yaml has: {known})") from None
 
 
+def replicate_seed(seed: int, replicate: int) -> int:
+    """The training and sampling seed of replicate `replicate` of an experiment: replicate 0 keeps
+    params `seed` (R = 1 reproduces runs made before replicates existed); replicate i >= 1 takes
+    the first 32-bit word of numpy's SeedSequence([seed, i]) (well mixed, deterministic, and far
+    from the small offsets train.py adds to a seed: seed + 1000 * rank, seed + 1 for strips)."""
+    if replicate < 0:
+        raise ValueError(f"replicate {replicate}: must be >= 0")
+    if replicate == 0:
+        return seed
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, replicate]).generate_state(1)[0])
+
+
+def replicates_of(params: dict, name: str) -> int:
+    """R of an experiment: its own `replicates`, else the top-level one."""
+    return experiment(params, name).get("replicates") or params["replicates"]
+
+
+def check_replicate(params: dict, name: str, replicate: int) -> int:
+    count = replicates_of(params, name)
+    if not 0 <= replicate < count:
+        raise ConfigError(f"replicate {replicate} of '{name}' does not exist: params.yaml gives it {count} "
+                          f"replicate(s), numbered 0..{count - 1}")
+    return replicate
+
+
 def dataset(params: dict, name: str) -> dict:
     try:
         return params["datasets"][name]
@@ -267,18 +294,20 @@ def _overridden(defaults: dict, overrides, where: str, section: tuple[str, ...])
     return merged
 
 
-def training_settings(params: dict, name: str) -> dict:
-    """Everything that decides a training run of one experiment, overrides applied."""
+def training_settings(params: dict, name: str, replicate: int = 0) -> dict:
+    """Everything that decides a training run of one replicate of an experiment, overrides
+    applied. The replicate enters only through its seed, and the experiment's `replicates` count
+    not at all: raising R leaves the existing replicates' runs current."""
     from . import labels
 
-    exp = experiment(params, name)
+    exp = {k: v for k, v in experiment(params, name).items() if k != "replicates"}
     variant = exp["variant"]
     paired = variant in PAIRED_VARIANTS
     train = _overridden(params["train"], exp.get("train", {}), f"experiments.{name}.train", ("train",))
     if train["diffaugment"] == "auto":  # pix2pix-official has no DiffAugment: on only when asked
         train["diffaugment"] = [] if paired else list(AUTO_DIFFAUGMENT)
     settings = {
-        "seed": params["seed"],
+        "seed": replicate_seed(params["seed"], replicate),
         "experiment": exp,
         "classes": classes_of(params, exp),
         "image_size": list(exp.get("image_size") or params["datasets"][exp["dataset"]]["image_size"]),
@@ -291,17 +320,19 @@ def training_settings(params: dict, name: str) -> dict:
     return settings
 
 
-def stage_params(params: dict, stage: str, target: str | None = None) -> dict:
-    """The slice of params a stage reads: Snakemake reruns a job when it changes, and
-    dvc.yaml lists the same keys under `params:`."""
+def stage_params(params: dict, stage: str, target: str | None = None, replicate: int = 0) -> dict:
+    """The slice of params a stage reads (of one replicate, for train and sample): Snakemake
+    reruns a job when it changes, and dvc.yaml lists the same keys under `params:`."""
     if stage == "phantoms":
         return {"seed": params["seed"], "phantoms": params["phantoms"][target]}
     if stage == "prepare":
         return {"seed": params["seed"], "dataset": params["datasets"][target]}
     if stage == "train":
-        return training_settings(params, target)
+        return training_settings(params, target, replicate)
     if stage == "sample":
-        return {"seed": params["seed"], "sample": params["sample"]}
+        return {"seed": replicate_seed(params["seed"], replicate), "sample": params["sample"]}
+    if stage == "aggregate":
+        return {"replicates": replicates_of(params, target)}
     if stage == "evaluate":
         return {"seed": params["seed"], "evaluate": params["evaluate"],
                 "segmentation": params["synthesize"]["segmentation"]}

@@ -60,10 +60,10 @@ def real_set(params: dict, dataset: str, manifest: pd.DataFrame, split: str, cls
     return ImageSet(list(rows["file"]), cache_key=key)
 
 
-def fake_set_key(name: str) -> dict:
-    """Cache key of an experiment's generated images (the files' contents are hashed too), so
+def fake_set_key(name: str, replicate: int = 0) -> dict:
+    """Cache key of a replicate's generated images (the files' contents are hashed too), so
     that the report's feature map reuses evaluate's features."""
-    return {"experiment": name, "kind": "fake"}
+    return {"experiment": name, "replicate": replicate, "kind": "fake"}
 
 
 def baseline_halves(params: dict, rows: pd.DataFrame, full: ImageSet) -> tuple[ImageSet, ImageSet, str] | None:
@@ -75,9 +75,10 @@ def baseline_halves(params: dict, rows: pd.DataFrame, full: ImageSet) -> tuple[I
     return full.subset(np.flatnonzero(half == 0)), full.subset(np.flatnonzero(half == 1)), how
 
 
-def samples_with_files(name: str) -> pd.DataFrame:
-    """samples.csv (the samples contract), checked: columns present, every listed file there."""
-    folder = paths.path(paths.SAMPLES, experiment=name)
+def samples_with_files(name: str, replicate: int = 0) -> pd.DataFrame:
+    """samples.csv of a replicate (the samples contract), checked: columns present, every listed
+    file there."""
+    folder = paths.path(paths.SAMPLES, experiment=name, replicate=replicate)
     index_path = folder / "samples.csv"
     if not index_path.is_file():
         raise DataError(f"{index_path} not found — run `medgan sample {name}` first")
@@ -126,34 +127,41 @@ def write_closest_pairs(inp: Inputs, out: Path) -> None:
     save_closest_pairs(out, fake, train, order, match)
 
 
-def evaluate(params: dict, name: str) -> dict:
+def evaluate(params: dict, name: str, replicate: int = 0) -> dict:
+    """Metrics of one replicate's samples (results/metrics/replicates/...). The evaluation's own
+    randomness (bootstraps, subsets) uses params `seed` for every replicate: replicates differ by
+    their training and sampling seed only. The synthetic set (medgan synthesize, made with
+    replicate 0's model) feeds replicate 0's segmentation utility only."""
     exp = config.experiment(params, name)
+    config.check_replicate(params, name, replicate)
+    where = {"experiment": name, "replicate": replicate}
     dataset, cls, split = exp["dataset"], exp["class"], params["evaluate"]["real_split"]
-    manifest, samples = manifest_with_files(dataset), samples_with_files(name)
+    manifest, samples = manifest_with_files(dataset), samples_with_files(name, replicate)
     fakes = samples[(samples["kind"] == "fake") & samples["class"].isin(classes_named(params, dataset, cls))]
     if fakes.empty:
-        raise config.ConfigError(f"{paths.path(paths.SAMPLES, experiment=name)}: no generated '{cls}' images")
+        raise config.ConfigError(f"{paths.path(paths.SAMPLES, **where)}: no generated '{cls}' images")
     real = real_set(params, dataset, manifest, split, cls)
-    inp = inputs_for(params, dataset, real, ImageSet(list(fakes["file"]), cache_key=fake_set_key(name)),
+    inp = inputs_for(params, dataset, real, ImageSet(list(fakes["file"]), cache_key=fake_set_key(name, replicate)),
                      real_set(params, dataset, manifest, "train", cls), manifest, samples, is_baseline=False)
     inp.halves = baseline_halves(params, real_rows(params, dataset, manifest, split, cls), real)
-    if (paths.path(paths.SYNTHETIC, experiment=name) / "manifest.csv").is_file():
+    if replicate == 0 and (paths.path(paths.SYNTHETIC, experiment=name) / "manifest.csv").is_file():
         inp.synthetic = paths.path(paths.SYNTHETIC, experiment=name)
-    results = {"experiment": name, **exp, "seed": params["seed"], "real_split": split,
-               "n_real": len(inp.real), "n_fake": len(inp.fake), "n_train": len(inp.train),
-               "training": training_signals(name), "metrics": run_metrics(inp)}
-    settings = paths.path(paths.SAMPLES, experiment=name) / "settings.json"
+    results = {"experiment": name, **exp, "replicate": replicate, "seed": config.replicate_seed(params["seed"], replicate),
+               "real_split": split, "n_real": len(inp.real), "n_fake": len(inp.fake), "n_train": len(inp.train),
+               "training": training_signals(name, replicate), "metrics": run_metrics(inp)}
+    settings = paths.path(paths.SAMPLES, **where) / "settings.json"
     if settings.exists():  # what the model was trained and sampled with (effective values)
-        results["settings"] = read_json(settings, f"rerun `medgan sample {name}`")
-    write_closest_pairs(inp, paths.path(paths.CLOSEST_PAIRS, experiment=name))
-    return write_metrics(paths.path(paths.METRICS, experiment=name), results, params, "evaluate", name,
-                         training=provenance.of_samples(paths.path(paths.SAMPLES, experiment=name)))
+        results["settings"] = read_json(settings, f"rerun `medgan sample {name} --replicate {replicate}`")
+    write_closest_pairs(inp, paths.path(paths.CLOSEST_PAIRS, **where))
+    return write_metrics(paths.path(paths.REPLICATE_METRICS, **where), results, params, "evaluate", name,
+                         replicate=replicate, training=provenance.of_samples(paths.path(paths.SAMPLES, **where)))
 
 
-def training_signals(name: str) -> dict:
-    """What the training log says about the run: the guard's flags (steps where mode collapse
-    was detected) and the last cross-sample spread (generated vs real, ~1 healthy, ~0 collapsed)."""
-    log = pd.read_csv(paths.path(paths.TRAIN_LOG, experiment=name), keep_default_na=False)
+def training_signals(name: str, replicate: int = 0) -> dict:
+    """What a replicate's training log says about the run: the guard's flags (steps where mode
+    collapse was detected) and the last cross-sample spread (generated vs real, ~1 healthy, ~0
+    collapsed)."""
+    log = pd.read_csv(paths.path(paths.TRAIN_LOG, experiment=name, replicate=replicate), keep_default_na=False)
     flagged = log[log["guard"] != ""] if "guard" in log else log.iloc[:0]
     spread = pd.to_numeric(log["spread"], errors="coerce") if "spread" in log else pd.Series(dtype=float)
     return {"guard": [{"step": int(r.step), "flag": r.guard} for r in flagged.itertuples()],

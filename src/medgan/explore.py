@@ -185,7 +185,7 @@ def gan_section(params: dict, name: str, model_ae: Autoencoder, scale: MapScale,
     """Sliders and interpolation paths of one unconditional or class-conditional GAN, or None
     for paired variants (their generator takes a label map, not a latent) and diffusion models
     (a denoiser, no latent to steer; their samples are on the map)."""
-    G, model = load_generator(paths.path(paths.MODEL, experiment=name))
+    G, model = load_generator(paths.path(paths.MODEL, experiment=name, replicate=0))  # the explorer shows replicate 0
     variant = variants.VARIANTS[model["variant"]]
     if variant.paired or variant.family != "gan":
         return None

@@ -48,23 +48,16 @@ class ExportError(MedganError, ValueError):
 # -- where a run's files are (one function each; replicates change only these) ---------------
 
 def model_file(experiment: str, replicate: int = 0) -> Path:
-    _only_replicate_zero(replicate)
-    return paths.path(paths.MODEL, experiment=experiment)
+    return paths.path(paths.MODEL, experiment=experiment, replicate=replicate)
 
 
 def metrics_file(experiment: str, replicate: int = 0) -> Path:
-    _only_replicate_zero(replicate)
+    """The experiment's aggregate over its seeds (every seed's value under `seeds`)."""
     return paths.path(paths.METRICS, experiment=experiment)
 
 
 def training_log_file(experiment: str, replicate: int = 0) -> Path:
-    _only_replicate_zero(replicate)
-    return paths.path(paths.TRAIN_LOG, experiment=experiment)
-
-
-def _only_replicate_zero(replicate: int) -> None:
-    if replicate != 0:
-        raise ExportError(f"replicate {replicate}: this medgan keeps one run per experiment (replicate 0)")
+    return paths.path(paths.TRAIN_LOG, experiment=experiment, replicate=replicate)
 
 
 # -- names ---------------------------------------------------------------------------------------
@@ -130,8 +123,8 @@ def per_seed(entry: dict | None) -> list[dict] | None:
     seeds' entries under `per_seed`; a single run is a list of one)."""
     if not entry or "value" not in entry or entry.get("skipped"):
         return None
-    runs = entry.get("per_seed") or [entry]
-    return [{k: run.get(k) for k in SEED_FIELDS} for run in runs]
+    runs = entry.get("seeds") or entry.get("per_seed") or [entry]
+    return [{k: run.get(k, entry.get(k)) for k in SEED_FIELDS} for run in runs]
 
 
 def value(metrics: dict, name: str):
@@ -197,7 +190,7 @@ def medgan_block(metrics_json: dict, source: Path, baseline: dict | None, arch: 
         "experiment": metrics_json.get("experiment"), "variant": arch["variant"],
         "metrics_file": source.as_posix(),
         "metrics": {name: runs for name, entry in sorted(metrics.items()) if (runs := per_seed(entry))},
-        "about": {name: {k: v for k, v in entry.items() if k not in SEED_FIELDS and k != "per_seed"}
+        "about": {name: {k: v for k, v in entry.items() if k not in SEED_FIELDS and k not in ("per_seed", "seeds")}
                   for name, entry in sorted(metrics.items()) if per_seed(entry)},
         "skipped": {name: entry["skipped"] for name, entry in sorted(metrics.items()) if entry.get("skipped")},
         "definitions": DEFINITIONS,
@@ -384,6 +377,9 @@ def export(params: dict, name: str, replicate: int = 0) -> Path:
     if exp["variant"] not in EXPORTABLE:
         raise ExportError(f"experiment '{name}' is a {exp['variant']} model; `medgan export` handles "
                           f"{', '.join(EXPORTABLE)} (a DDPM needs MONAI and its sampler, inpainting its painter)")
+    if not 0 <= replicate < config.replicates_of(params, name):
+        raise ExportError(f"experiment '{name}' has replicates 0..{config.replicates_of(params, name) - 1}; "
+                          f"--replicate {replicate} is not one of them")
     model_path = model_file(name, replicate)
     G, model = load_generator(model_path)
     arch = architecture(model, exp, params["datasets"][exp["dataset"]], params["sample"])

@@ -8,13 +8,17 @@ SYNTHETIC = "data/synthetic/{experiment}"  # medgan synthesize: an augmentation 
 INTERIM = "data/interim/{dataset}"  # prepare's scatter outputs (one folder per raw case/shard)
 UNIT_LIST = "data/interim/{dataset}/units.json"
 UNIT = "data/interim/{dataset}/units/{unit}"
-MODEL = "results/models/{experiment}.pt"
-CHECKPOINTS = "results/checkpoints/{experiment}"  # resume state: not a declared output
-TRAIN_LOG = "results/plots/train/{experiment}.csv"
-PROGRESS = "results/progress/{experiment}.png"
-SAMPLES = "results/samples/{experiment}"
-GRID = "results/grids/{experiment}.png"
-INTERPOLATION = "results/interpolations/{experiment}.png"
+# Per replicate (training seed) of an experiment: one scheme, `<stage folder>/{experiment}/r{replicate}`
+# (README "Seeds as replicates"); replicate 0 trains with params `seed`.
+MODEL = "results/models/{experiment}/r{replicate}.pt"
+CHECKPOINTS = "results/checkpoints/{experiment}/r{replicate}"  # resume state: not a declared output
+TRAIN_LOG = "results/plots/train/{experiment}/r{replicate}.csv"
+PROGRESS = "results/progress/{experiment}/r{replicate}.png"
+SAMPLES = "results/samples/{experiment}/r{replicate}"
+GRID = "results/grids/{experiment}/r{replicate}.png"
+INTERPOLATION = "results/interpolations/{experiment}/r{replicate}.png"
+REPLICATE_METRICS = "results/metrics/replicates/{experiment}/r{replicate}.json"  # evaluate's output
+# Per experiment: the aggregate over its replicates (medgan aggregate), the file summaries read.
 METRICS = "results/metrics/experiments/{experiment}.json"
 SUMMARY_CSV = "results/metrics/summary.csv"
 SUMMARY_MD = "results/metrics/summary.md"
@@ -27,12 +31,26 @@ EXPORT_ZIP = "results/export/{experiment}.zip"  # the same zipped: what medigan'
 EXPLORE = "results/explore/{dataset}.html"  # latent-space explorer, one page per dataset
 CACHE = "results/cache"
 # what made each metrics file (not DVC metrics: results.py, provenance.py)
-EVALUATE_PROVENANCE = "results/provenance/evaluate/{experiment}.json"
+EVALUATE_PROVENANCE = "results/provenance/evaluate/{experiment}/r{replicate}.json"
+AGGREGATE_PROVENANCE = "results/provenance/aggregate/{experiment}.json"
 BASELINE_PROVENANCE = "results/provenance/baseline/{dataset}.json"
 PROVENANCE_SUMMARY = "results/provenance/summarize.json"
 
 
-def path(pattern: str, **names: str) -> Path:
-    return Path(pattern.format(**names))
 BASELINE = "results/metrics/baselines/{dataset}.json"  # real-vs-real floor, per class
-CLOSEST_PAIRS = "results/metrics/memorisation/{experiment}.png"
+CLOSEST_PAIRS = "results/metrics/memorisation/{experiment}/r{replicate}.png"
+
+
+def path(pattern: str, **names) -> Path:
+    """`pattern` filled in. A per-replicate pattern given no `replicate` means replicate 0 (the
+    one run of R = 1, and the run the Turing page, the explorer and synthesize use)."""
+    if "{replicate}" in pattern:
+        names.setdefault("replicate", 0)
+    return Path(pattern.format(**names))
+
+
+def replicate_folder(pattern: str, experiment: str) -> Path:
+    """The folder holding every replicate of `experiment` under a per-replicate pattern
+    (DVC's one stage per experiment declares these)."""
+    return Path(pattern.split("{replicate}")[0].format(experiment=experiment)).parent
+

@@ -21,7 +21,10 @@ KEPT = {paths.TURING_ANSWERS}
 def _patterns(placeholder: str) -> list[str]:
     """Every per-experiment / per-dataset output pattern under results/ (paths.py names them)."""
     names = [getattr(paths, n) for n in dir(paths) if isinstance(getattr(paths, n), str)]
-    return [p for p in names if "{" + placeholder + "}" in p and p.startswith("results/") and p not in KEPT]
+    # a per-replicate output belongs to its experiment's folder (results/models/{experiment}/r0.pt)
+    owned = [p.split("/r{replicate}")[0] for p in names if "{" + placeholder + "}" in p
+             and p.startswith("results/") and p not in KEPT]
+    return list(dict.fromkeys(owned))
 
 
 PER_EXPERIMENT, PER_DATASET = _patterns("experiment"), _patterns("dataset")

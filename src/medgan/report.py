@@ -31,6 +31,7 @@ from .errors import MedganError
 BETTER = {"fid": "min", "kid": "min", "frd": "min", "relative_fid": "min", "precision": "max", "recall": "max",
           "diversity_ratio": "one", "memorisation_share": "min", "auc_gain": "max", "paired_ssim": "max"}
 HEADLINE = {key: (title, BETTER[key]) for key, title, _ in summary.HEADLINE}
+ARROWS = {"min": "↓", "max": "↑", "one": "→1"}
 PAIRED_PREFIX = "paired_"
 SEGMENTATION_PREFIX = "segmentation_"  # medgan synthesize sets: the U-Net arms
 DPI = 80
@@ -175,7 +176,7 @@ def table_view(table: pd.DataFrame) -> dict:
         rows.append({"kind": r["kind"], "name": r["name"], "variant": r["variant"], "class": r["class"],
                      "flags": r.get("flags", ""),
                      "n": f"{r['n_real']}/{r['n_fake']}", "cells": cells})
-    arrows = {"min": "↓", "max": "↑", "one": "→1"}
+    arrows = ARROWS
     hidden = sorted({reason for m in HEADLINE if m in table and not table[m].notna().any()
                      for reason in table[f"{m}_skipped"] if reason})
     return {"columns": [{"label": HEADLINE[m][0], "better": arrows[HEADLINE[m][1]]} for m in shown],
@@ -185,6 +186,43 @@ def table_view(table: pd.DataFrame) -> dict:
 
 # ---------------------------------------------------------------------------------------------
 # figures
+
+def seed_strip_plot(table: pd.DataFrame) -> str | None:
+    """Each headline metric per arm with every seed as a point (the mean as a bar, the across-seed
+    interval as a line when there is one) and the real-vs-real floor as a dashed line: how far the
+    seeds of one arm spread against the distances between arms. None when no arm has seeds."""
+    experiments = table[table["kind"] == "experiment"]
+    metrics = [m for m in HEADLINE if f"{m}_seeds" in table and experiments[f"{m}_seeds"].map(len).gt(0).any()]
+    if not metrics:
+        return None
+    plt = pyplot()
+    columns = min(3, len(metrics))
+    rows = -(-len(metrics) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.0 + 0.25 * len(experiments)) if rows == 1
+                             else (4.2 * columns, 3.2 * rows), squeeze=False)
+    baselines = table[table["kind"] == "baseline"].set_index("class")
+    for ax, metric in zip(axes.flat, metrics):
+        for x, (_, arm) in enumerate(experiments.iterrows()):
+            floor = baselines[metric].get(arm["class"]) if metric in baselines else None
+            if floor is not None and pd.notna(floor):  # the floor of the arm's own class
+                ax.hlines(floor, x - 0.4, x + 0.4, color="tab:green", linestyle="--", linewidth=1)
+            seeds = arm[f"{metric}_seeds"]
+            if not seeds:
+                continue
+            jitter = np.linspace(-0.12, 0.12, len(seeds)) if len(seeds) > 1 else np.zeros(1)
+            ax.scatter(x + jitter, seeds, s=22, color="tab:blue", zorder=3)
+            ax.hlines(np.mean(seeds), x - 0.25, x + 0.25, color="black", linewidth=1.5)
+            if pd.notna(arm[f"{metric}_ci_low"]) and len(seeds) > 1:
+                ax.vlines(x + 0.3, arm[f"{metric}_ci_low"], arm[f"{metric}_ci_high"], color="gray", linewidth=2)
+        ax.set_xticks(range(len(experiments)))
+        ax.set_xticklabels(experiments["name"], rotation=30, ha="right", fontsize=7)
+        ax.set_title(f"{HEADLINE[metric][0]} {ARROWS[HEADLINE[metric][1]]}", fontsize=9)
+        ax.grid(alpha=0.3, axis="y")
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.axis("off")
+    fig.tight_layout()
+    return data_uri_of_figure(fig)
+
 
 LOSS_CURVES = (("loss_d", "D loss"), ("loss_g", "G loss"), ("loss", "denoising loss"))
 DISCRIMINATOR_CURVES = (("d_accuracy", "D accuracy"), ("d_real", "D(real)"), ("d_fake", "D(fake)"))
@@ -355,9 +393,9 @@ def pictures(name: str, paired: bool, grid: Path, held_out: pd.DataFrame, real: 
              classes: list[str], size: tuple[int, int]) -> dict:
     """The pipeline's images of one experiment, and the real held-out grid beside the generated one."""
     out = {"grid": pixel_image(grid, 1100 if paired else 540),
-           "progress": pixel_image(paths.path(paths.PROGRESS, experiment=name), 800),
-           "interpolation": pixel_image(paths.path(paths.INTERPOLATION, experiment=name), 800),
-           "memorisation": pixel_image(paths.path(paths.CLOSEST_PAIRS, experiment=name), 300)}
+           "progress": pixel_image(paths.path(paths.PROGRESS, experiment=name, replicate=0), 800),
+           "interpolation": pixel_image(paths.path(paths.INTERPOLATION, experiment=name, replicate=0), 800),
+           "memorisation": pixel_image(paths.path(paths.CLOSEST_PAIRS, experiment=name, replicate=0), 300)}
     if not paired:
         rows, columns = grid_shape(grid, size)
         tiles = (real * 255).round().astype(np.uint8)
@@ -367,9 +405,16 @@ def pictures(name: str, paired: bool, grid: Path, held_out: pd.DataFrame, real: 
 
 
 def training(name: str) -> dict:
-    log = pd.read_csv(paths.path(paths.TRAIN_LOG, experiment=name))
+    log = pd.read_csv(paths.path(paths.TRAIN_LOG, experiment=name, replicate=0))
     return {"curves": training_curves(log), "guard": guard_events(log),
             "diversity_column": "spread" if "spread" in log else "fake_std"}
+
+
+def seed_grids(params: dict, name: str, paired: bool) -> list[dict]:
+    """Every replicate's grid of generated images, for the page's on-demand list."""
+    return [{"replicate": r, "seed": config.replicate_seed(params["seed"], r),
+             "grid": pixel_image(paths.path(paths.GRID, experiment=name, replicate=r), 1100 if paired else 540)}
+            for r in range(config.replicates_of(params, name))]
 
 
 def experiment_section(params: dict, name: str) -> dict:
@@ -392,8 +437,9 @@ def experiment_section(params: dict, name: str) -> dict:
             "fake": ImageSet(list(fakes["file"]), cache_key=fake_set_key(name)), "manifest": manifest}
     metrics = read_json(paths.path(paths.METRICS, experiment=name))["metrics"]
     return {"name": name, "experiment": exp, "paired": paired, "real_split": split, "classes": classes,
+            "seed_grids": seed_grids(params, name, paired), "shown_seed": config.replicate_seed(params["seed"], 0),
             "settings": json.dumps(config.training_settings(params, name), indent=2, sort_keys=True),
-            **pictures(name, paired, paths.path(paths.GRID, experiment=name), held_out, real, classes, size),
+            **pictures(name, paired, paths.path(paths.GRID, experiment=name, replicate=0), held_out, real, classes, size),
             **training(name), "histogram": histogram, "histogram_info": histogram_info,
             "features": feature_section(params, name, sets),
             "paired_metrics": [{"name": k, **v} for k, v in sorted(metrics.items())
@@ -434,7 +480,7 @@ def build(params: dict) -> Path:
         answer = [strip_markdown(line) for line in summary.answer(headline)]
         sections = [experiment_section(params, n) for n in tqdm(names, desc=f"report {dataset}", unit="experiment")]
         explore = Path(paths.EXPLORE.format(dataset=dataset))
-        datasets.append({"name": dataset, "table": table, "answer": answer,
+        datasets.append({"name": dataset, "table": table, "answer": answer, "seeds_figure": seed_strip_plot(headline),
                          "explore": explore.relative_to(Path(paths.REPORT).parent).as_posix() if explore.exists() else None,
                          "window": params["datasets"][dataset].get("window"), "experiments": sections})
     page = render("report.html.j2", datasets=datasets, version=__version__, commit=git_commit(),

@@ -26,16 +26,18 @@ def rounded(data, digits: int = SIGNIFICANT_DIGITS):
     return data
 
 
-def provenance_path(stage: str, target: str | None) -> Path:
-    return {"evaluate": lambda: paths.path(paths.EVALUATE_PROVENANCE, experiment=target),
+def provenance_path(stage: str, target: str | None, replicate: int = 0) -> Path:
+    return {"evaluate": lambda: paths.path(paths.EVALUATE_PROVENANCE, experiment=target, replicate=replicate),
+            "aggregate": lambda: paths.path(paths.AGGREGATE_PROVENANCE, experiment=target),
             "baseline": lambda: paths.path(paths.BASELINE_PROVENANCE, dataset=target),
             "summarize": lambda: paths.path(paths.PROVENANCE_SUMMARY)}[stage]()
 
 
-def write_metrics(out: str | Path, data: dict, params: dict, stage: str, target: str, **extra) -> dict:
+def write_metrics(out: str | Path, data: dict, params: dict, stage: str, target: str, replicate: int = 0,
+                  **extra) -> dict:
     """Write a metrics JSON (rounded) and its provenance sidecar; `extra` goes to
     provenance.collect (feature_weights, training)."""
-    sidecar = provenance_path(stage, target)
+    sidecar = provenance_path(stage, target, replicate)
     extra.setdefault("feature_weights", provenance.inception_weight_files(params["evaluate"].get("inception_weights")))
     write_json(sidecar, provenance.collect(stage, params, target, **extra))
     data = {**rounded(data), "provenance": sidecar.as_posix()}
@@ -45,8 +47,11 @@ def write_metrics(out: str | Path, data: dict, params: dict, stage: str, target:
 
 def write_summary_provenance(params: dict) -> None:
     """summary.csv's sidecar: the summarize run's block and the block of every metrics file
-    that fed a row (rows may come from runs at other commits)."""
+    that fed a row (rows may come from runs at other commits): each experiment's aggregate, the
+    evaluate run of each of its replicates (found by the path scheme), each baseline."""
     import json
+
+    from . import config
 
     sources = [paths.path(paths.METRICS, experiment=e) for e in params["experiments"]]
     sources += [paths.path(paths.BASELINE, dataset=d) for d in params["datasets"]]
@@ -55,4 +60,10 @@ def write_summary_provenance(params: dict) -> None:
         sidecar = Path(json.loads(source.read_text()).get("provenance") or "")
         blocks[source.as_posix()] = (json.loads(sidecar.read_text()) if sidecar.is_file()
                                      else {"recorded": "no (metrics file written before provenance)"})
+    for name in params["experiments"]:
+        for replicate in range(config.replicates_of(params, name)):
+            sidecar = paths.path(paths.EVALUATE_PROVENANCE, experiment=name, replicate=replicate)
+            if sidecar.is_file():
+                key = paths.path(paths.REPLICATE_METRICS, experiment=name, replicate=replicate).as_posix()
+                blocks[key] = json.loads(sidecar.read_text())
     write_json(provenance_path("summarize", None), {**provenance.collect("summarize", params), "sources": blocks})

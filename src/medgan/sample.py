@@ -185,31 +185,34 @@ def sampling_settings(G, model: dict, settings: dict, paired: bool) -> dict:
     return out
 
 
-def sample(params: dict, name: str) -> None:
+def sample(params: dict, name: str, replicate: int = 0) -> None:
+    """Samples, grid and interpolation strip of one replicate, drawn with its seed."""
     settings = params["sample"]
     exp = params["experiments"][name]
-    model_path = paths.path(paths.MODEL, experiment=name)
+    config.check_replicate(params, name, replicate)
+    seed, where = config.replicate_seed(params["seed"], replicate), {"experiment": name, "replicate": replicate}
+    model_path = paths.path(paths.MODEL, **where)
     G, model = load_generator(model_path)
     if (model["experiment"], model["variant"]) != (name, exp["variant"]):
         raise config.ConfigError(f"{model_path}: trained for experiment '{model['experiment']}' "
                                  f"({model['variant']}), not '{name}' ({exp['variant']}) — restore the right "
                                  f"file or retrain `{name}`")
     paired = variants.VARIANTS[model["variant"]].paired
-    G = variants.for_sampling(G, model, settings, params["seed"])  # a DDPM samples by DDIM
+    G = variants.for_sampling(G, model, settings, seed)  # a DDPM samples by DDIM
     started = time.perf_counter()
-    with atomic_dir(paths.path(paths.SAMPLES, experiment=name)) as tmp:
+    with atomic_dir(paths.path(paths.SAMPLES, **where)) as tmp:
         if paired:
-            rows, shown, strips = sample_paired(G, model, settings, exp["dataset"], tmp, params["seed"])
+            rows, shown, strips = sample_paired(G, model, settings, exp["dataset"], tmp, seed)
             columns = 3 * 4  # four (mask | fake | real) triplets per row
         else:
-            rows, shown, strips = sample_unpaired(G, model, settings, params["seed"], tmp)
+            rows, shown, strips = sample_unpaired(G, model, settings, seed, tmp)
             columns = settings["grid_columns"]
         pd.DataFrame(rows).to_csv(tmp / "samples.csv", index=False)
         write_json(tmp / "settings.json", sampling_settings(G, model, settings, paired))
         write_json(tmp / provenance.SAMPLES_FILE, model.get("provenance", provenance.NOT_RECORDED))
     made = sum(row["kind"] == "fake" for row in rows) + len(strips)
     seconds = time.perf_counter() - started
-    print(f"sample {name}: {made} images (samples and interpolations) in {seconds:.1f} s, "
+    print(f"sample {name} replicate {replicate} (seed {seed}): {made} images (samples and interpolations) in {seconds:.1f} s, "
           f"{made / seconds:.1f} images/s")
-    save_grid(shown, paths.path(paths.GRID, experiment=name), columns)
-    save_grid(strips, paths.path(paths.INTERPOLATION, experiment=name), settings["interpolation_steps"])
+    save_grid(shown, paths.path(paths.GRID, **where), columns)
+    save_grid(strips, paths.path(paths.INTERPOLATION, **where), settings["interpolation_steps"])

@@ -1,15 +1,19 @@
-"""summarize: every experiment's and baseline's metrics in one table.
+"""summarize: every experiment's and baseline's metrics in one table, and the verdict.
 
-- summary.csv: everything (every entry's value, CI, n, skip reason), one row per experiment and
-  per baseline class.
-- summary.md: the headline table (`headline_table`, also what the HTML report renders): one row
-  per experiment and per baseline, the numbers a reader compares, each `value [low, high]`,
-  n once per row, a skipped number as a short code explained in a footnote.
+- summary.csv: everything (every entry's value, CI, n, skip reason, every seed's value), one row
+  per experiment (its aggregate over replicates, medgan.replicates) and per baseline class.
+- summary.md: the verdict (`answer`: a claim between arms only under the pre-declared rule
+  across seeds, VERDICT_RULE), then the headline table (`headline_table`, also what the HTML
+  report renders): one row per experiment and per baseline, each `value [low, high]`, n once
+  per row, a skipped number as a short code explained in a footnote.
 """
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
+from scipy import stats
 
 from . import paths
 from .atomic import read_json, write_text
@@ -31,6 +35,19 @@ HEADLINE = [
 ]
 ROW_KEYS = ("experiment", "dataset", "variant", "class", "seed", "n_real", "n_fake")
 NOT_COMPUTED = "not computed (metric not selected when this row was evaluated)"
+VERDICT_METRIC = "kid"
+VERDICT_MARK = " across seeds ("  # in every verdict sentence, in no other line of summary.md
+ALPHA = 0.05
+VERDICT_RULE = (
+    "Verdict rule (declared before any run): arm A is called better than arm B only when an exact one-sided "
+    f"Mann–Whitney test on their per-seed KIDs gives p ≤ {ALPHA} (scipy.stats.mannwhitneyu, method='exact'); "
+    "with 3 seeds per arm that happens only when every seed of A scores below every seed of B (p = 1/20 = 0.05), "
+    "and with fewer seeds no claim is possible. Otherwise: no difference detected with that many seeds. Error "
+    f"rate: when two arms do not differ, each direction is claimed with probability ≤ {ALPHA}, so a pair is "
+    f"wrongly ordered with probability ≤ {2 * ALPHA:.2g}; with m pairs compared, up to m × {2 * ALPHA:.2g} "
+    "(Bonferroni bound; no correction is applied, as none could ever reject with 3 seeds per arm). 'Not yet "
+    "indistinguishable from real' means every seed's KID lies above the upper bound of the real-vs-real "
+    "floor's interval.")
 
 
 def metric_names(params: dict) -> list[str]:
@@ -42,9 +59,11 @@ def records(params: dict) -> list[tuple[dict, dict]]:
     baseline class: each dataset's classes, and its pooled `all` when an experiment uses it."""
     out, pooled = [], set()
     for name in params["experiments"]:
-        result = read_json(paths.path(paths.METRICS, experiment=name), f"run `medgan evaluate {name}`")
-        flags = [f"{g['flag'].replace('_', ' ')} at step {g['step']}" for g in result.get("training", {}).get("guard", [])]
-        out.append(({**{k: result[k] for k in ROW_KEYS}, "flags": "; ".join(flags)}, result["metrics"]))
+        result = read_json(paths.path(paths.METRICS, experiment=name), f"run `medgan aggregate {name}`")
+        replicates = result.get("replicates", 1)
+        out.append(({**{k: result[k] for k in ROW_KEYS}, "replicates": replicates,
+                     "flags": guard_text(result.get("training", {}).get("guard_seeds", {}), replicates)},
+                    result["metrics"]))
         if result["class"] == "all":
             pooled.add(result["dataset"])
     for dataset in params["datasets"]:
@@ -58,8 +77,22 @@ def records(params: dict) -> list[tuple[dict, dict]]:
     return out
 
 
+def guard_text(counts: dict[str, int], replicates: int) -> str:
+    """The training guard's findings counted per seed, e.g. 'mode collapse in 1 of 3 seeds'."""
+    return "; ".join(f"{flag.replace('_', ' ')} in {k} of {replicates} seed{'s' if replicates > 1 else ''}"
+                     for flag, k in sorted(counts.items()))
+
+
+def seed_values(entry: dict | None) -> list[float]:
+    """Every seed's finite value of an aggregate entry (a baseline entry has none; a seed whose
+    value is NaN or infinite has no number to rank, and counts as a seed without a value)."""
+    return [s["value"] for s in (entry or {}).get("seeds", [])
+            if isinstance(s.get("value"), (int, float)) and math.isfinite(s["value"])]
+
+
 def full_table(params: dict) -> pd.DataFrame:
-    """summary.csv: every entry's value, CI bounds, n and skip reason."""
+    """summary.csv: every entry's value, CI bounds, n, skip reason, interval method and every
+    seed's value (';'-separated)."""
     names, rows = metric_names(params), []
     for base, metrics in records(params):
         row = {k: v for k, v in base.items() if k != "shown"}
@@ -69,6 +102,8 @@ def full_table(params: dict) -> pd.DataFrame:
             for key in ("ci_low", "ci_high", "n_real", "n_fake"):
                 row[f"{name}_{key}"] = None if entry is None else entry.get(key)
             row[f"{name}_skipped"] = "not computed" if entry is None else entry.get("skipped", "")
+            row[f"{name}_interval"] = None if entry is None else entry.get("interval")
+            row[f"{name}_seeds"] = ";".join(f"{v:.6g}" for v in seed_values(entry)) or None
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -83,6 +118,7 @@ def headline_table(params: dict) -> pd.DataFrame:
         if not base.get("shown", True):
             continue
         row = {k: base[k] for k in ("experiment", "dataset", "variant", "class", "n_real", "n_fake")}
+        row["replicates"] = base.get("replicates")
         row["flags"] = base.get("flags", "")
         for key, _, source in HEADLINE:
             entry = metrics.get(source) or {"skipped": NOT_COMPUTED}
@@ -91,6 +127,8 @@ def headline_table(params: dict) -> pd.DataFrame:
             row[f"{key}_ci_high"] = float(entry.get("ci_high", float("nan")))
             row[f"{key}_skipped"] = entry.get("skipped", "")
             row[f"{key}_patients"] = entry.get("n_patients")
+            row[f"{key}_seeds"] = seed_values(entry)
+            row[f"{key}_interval"] = entry.get("interval", "")
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -107,43 +145,135 @@ def value_cell(row, key: str) -> str:
     return text + (f" ({int(patients)} patients)" if patients is not None and not pd.isna(patients) else "")
 
 
-def _separated(a, b, key: str) -> bool:
-    """a's 95% CI lies entirely below b's (lower is better)."""
-    return not pd.isna(a[f"{key}_ci_high"]) and not pd.isna(b[f"{key}_ci_low"]) and a[f"{key}_ci_high"] < b[f"{key}_ci_low"]
+def one_sided_p(a: list[float], b: list[float]) -> float:
+    """Exact one-sided Mann–Whitney p that arm a's values tend to lie below arm b's."""
+    return float(stats.mannwhitneyu(a, b, alternative="less", method="exact").pvalue)
 
 
-def answer(table: pd.DataFrame, key: str = "kid") -> list[str]:
-    """Per dataset/class: the generator that is best by `key`, whether its CI separates it from
-    each other generator, how far it is from the real-vs-real floor, and the guard's flags."""
+def smallest_p(m: int, n: int) -> float:
+    """The smallest p the exact test can give with m and n seeds (complete separation)."""
+    return 1 / math.comb(m + n, m)
+
+
+def _names(names: list[str]) -> str:
+    quoted = [f"`{n}`" for n in names]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
+
+
+def _seed_counts(arms: pd.DataFrame, key: str) -> str:
+    counts = sorted({len(v) for v in arms[f"{key}_seeds"]})
+    return f"{counts[0]} seed{'s' if counts[0] > 1 else ''} per arm" if len(counts) == 1 else \
+        f"{', '.join(map(str, counts[:-1]))} or {counts[-1]} seeds per arm"
+
+
+def pair_claims(arms: pd.DataFrame, key: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[tuple[str, str]]]:
+    """Over every pair of arms (params order): (better, worse) pairs the rule supports, pairs with
+    no difference detected, and pairs too small for the rule to ever claim anything."""
+    better, none, impossible = [], [], []
+    rows = list(arms.itertuples(index=False))
+    for i, a in enumerate(rows):
+        for b in rows[i + 1:]:
+            va, vb = getattr(a, f"{key}_seeds"), getattr(b, f"{key}_seeds")
+            pair = (a.experiment, b.experiment)
+            if smallest_p(len(va), len(vb)) > ALPHA:
+                impossible.append(pair)
+            elif one_sided_p(va, vb) <= ALPHA:
+                better.append(pair)
+            elif one_sided_p(vb, va) <= ALPHA:
+                better.append(pair[::-1])
+            else:
+                none.append(pair)
+    return better, none, impossible
+
+
+def floor_status(values: list[float], floor) -> str | None:
+    """Where an arm's seeds lie against the real-vs-real floor's interval (None: no floor)."""
+    if floor is None or pd.isna(floor[f"{VERDICT_METRIC}_ci_high"]):
+        return None
+    high = floor[f"{VERDICT_METRIC}_ci_high"]
+    above = sum(v > high for v in values)
+    if above == len(values):
+        return "not yet indistinguishable from real images (every seed above the real-vs-real floor)"
+    if above == 0:
+        return "within the real-vs-real floor in every seed"
+    return "above the real-vs-real floor in some seeds only"
+
+
+def verdict(arms: pd.DataFrame, floor, key: str = VERDICT_METRIC) -> str:
+    """The verdict sentence of one dataset/class: only facts that hold under the rule, and no
+    number but the seed counts, so that a rerun that redraws every training (another CPU, another
+    thread count) gives the same sentence whenever the arms keep their order."""
+    better, none, impossible = pair_claims(arms, key)
+    parts = [f"`{a}` better than `{b}`" for a, b in better]
+    if none:
+        parts.append("no difference detected between " + "; ".join(f"`{a}` and `{b}`" for a, b in none))
+    if impossible:
+        parts.append("no claim possible between " + "; ".join(f"`{a}` and `{b}`" for a, b in impossible)
+                     + " (too few seeds for the rule)")
+    text = f"by {key.upper()} across seeds ({_seed_counts(arms, key)}): " + ("; ".join(parts) or "one arm only") + "."
+    statuses: dict[str, list[str]] = {}
+    for _, arm in arms.iterrows():
+        status = floor_status(arm[f"{key}_seeds"], floor)
+        if status:
+            statuses.setdefault(status, []).append(arm["experiment"])
+    for status, names in statuses.items():
+        text += f" {_names(names)}: {status}."
+    return text
+
+
+def verdict_lines(markdown_text: str) -> list[str]:
+    """The verdict sentences of a summary.md (one per dataset/class, as `answer` writes them)."""
+    return [line for line in markdown_text.splitlines() if line.startswith("**") and VERDICT_MARK in line]
+
+
+def _seeds_cell(values: list[float]) -> str:
+    return ", ".join(_number(v) for v in values)
+
+
+def evidence(arms: pd.DataFrame, floor, key: str = VERDICT_METRIC) -> list[str]:
+    """The numbers behind a verdict, one bullet each: every arm's seeds, mean and interval, the
+    guard's findings per seed, each pair's p, the floor."""
+    lines = []
+    for _, arm in arms.iterrows():
+        text = (f"- `{arm['experiment']}`: {key.upper()} {value_cell(arm, key)} over {len(arm[f'{key}_seeds'])} "
+                f"seed(s) ({(arm[f'{key}_interval'] or 'no interval').split(':')[0]}); seeds {_seeds_cell(arm[f'{key}_seeds'])}")
+        if not pd.isna(arm.get("relative_fid", float("nan"))):
+            text += f"; FID {arm['relative_fid']:.2g}× the real-vs-real FID"
+        text += f"; training guard: {arm['flags']}" if arm.get("flags") else "; training guard: no finding"
+        lines.append(text + ".")
+    rows = list(arms.iterrows())
+    pairs = [(a, b) for i, (_, a) in enumerate(rows) for _, b in rows[i + 1:]]
+    for a, b in pairs:
+        va, vb = a[f"{key}_seeds"], b[f"{key}_seeds"]
+        lines.append(f"- `{a['experiment']}` vs `{b['experiment']}`: one-sided exact Mann–Whitney p = "
+                     f"{one_sided_p(va, vb):.3g} (first lower), {one_sided_p(vb, va):.3g} (second lower); "
+                     f"smallest possible p with {len(va)} and {len(vb)} seeds: {smallest_p(len(va), len(vb)):.3g}.")
+    if len(pairs) > 1:
+        lines.append(f"- {len(pairs)} pairs compared: if no arm differs, the chance of at least one wrong "
+                     f"'better' is at most {min(1.0, len(pairs) * 2 * ALPHA):.2g} (Bonferroni bound, no correction).")
+    if floor is not None and floor[f"{key}_skipped"] == "":
+        lines.append(f"- real-vs-real floor: {key.upper()} {value_cell(floor, key)}.")
+    return lines
+
+
+def answer(table: pd.DataFrame, key: str = VERDICT_METRIC) -> list[str]:
+    """Per dataset/class: the verdict sentence (VERDICT_RULE) on its own line, then the numbers
+    behind it as bullets; per paired experiment, its held-out SSIM."""
     lines = []
     is_base = table["experiment"].str.startswith("baseline")
     for (dataset, cls), group in table[~is_base].groupby(["dataset", "class"], sort=False):
-        scored = group[group[f"{key}_skipped"] == ""].sort_values(key)
-        if scored.empty:
+        arms = group[(group[f"{key}_skipped"] == "") & group[f"{key}_seeds"].map(len).gt(0)]
+        if arms.empty:
             continue
-        best, others = scored.iloc[0], scored.iloc[1:]
-        floor = table[is_base & (table["dataset"] == dataset) & (table["class"] == cls)]
-        text = f"**{dataset} / {cls}**: best by {key.upper()} is `{best['experiment']}` ({value_cell(best, key)})"
-        if not floor.empty and floor.iloc[0][f"{key}_skipped"] == "":
-            text += f", against a real-vs-real floor of {value_cell(floor.iloc[0], key)}"
-        text += "."
-        beaten = [o["experiment"] for _, o in others.iterrows() if _separated(best, o, key)]
-        unclear = [o["experiment"] for _, o in others.iterrows() if not _separated(best, o, key)]
-        if beaten:
-            text += " Its 95% CI lies entirely below " + ", ".join(
-                f"`{o}` ({value_cell(others[others['experiment'] == o].iloc[0], key)})" for o in beaten) + "."
-        if unclear:
-            text += " Not separable from " + ", ".join(f"`{o}`" for o in unclear) + " (CIs overlap)."
-        if not pd.isna(best.get("relative_fid", float("nan"))):
-            text += f" Its FID is {best['relative_fid']:.2g}× the real-vs-real FID."
-        flagged = [f"`{r['experiment']}` ({r['flags']})" for _, r in group.iterrows() if r.get("flags")]
-        if flagged:
-            text += " The training guard flagged " + ", ".join(flagged) + "."
-        lines.append(text)
+        floors = table[is_base & (table["dataset"] == dataset) & (table["class"] == cls)]
+        floor = floors.iloc[0] if not floors.empty and floors.iloc[0][f"{key}_skipped"] == "" else None
+        lines.append(f"**{dataset} / {cls}**, {verdict(arms, floor, key)}")
+        lines.append("\n".join(evidence(arms, floor, key)))
     paired = table[~is_base & (table["paired_ssim_skipped"] == "")]
     for _, row in paired.iterrows():
         lines.append(f"**{row['dataset']}**: label map → image (`{row['experiment']}`), held-out SSIM "
-                     f"{value_cell(row, 'paired_ssim')} over {row['n_real']} pairs.")
+                     f"{value_cell(row, 'paired_ssim')} over {row['n_real']} pairs "
+                     f"(mean of {len(row['paired_ssim_seeds'])} seed(s)).")
     return lines
 
 
@@ -154,7 +284,8 @@ def markdown(table: pd.DataFrame) -> str:
     lines = []
     for _, row in table.iterrows():
         name = row["experiment"] + (f" ⚠ {row['flags']}" if row.get("flags") else "")
-        cells = [name, f"{row['dataset']} / {row['class']}", f"{row['n_real']}/{row['n_fake']}"]
+        seeds = "–" if pd.isna(row.get("replicates")) else str(int(row["replicates"]))
+        cells = [name, f"{row['dataset']} / {row['class']}", f"{row['n_real']}/{row['n_fake']}", seeds]
         for key, title, _ in HEADLINE:
             if row[f"{key}_skipped"]:
                 reason = row[f"{key}_skipped"]
@@ -166,12 +297,16 @@ def markdown(table: pd.DataFrame) -> str:
             else:
                 cells.append(value_cell(row, key))
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    header = ["experiment", "dataset / class", "n real/gen"] + [title for _, title, _ in HEADLINE]
+    header = ["experiment", "dataset / class", "n real/gen", "seeds"] + [title for _, title, _ in HEADLINE]
     notes = [f"- ({code}) {', '.join(users[code])}: {reason}" for reason, code in codes.items()]
     return "\n".join([
         "# medgan metrics",
         "",
-        "Each number: value [95% interval over held-out patients; none below 5 patients]. Baseline rows compare two disjoint halves of the real "
+        "Each experiment is trained, sampled and evaluated under several seeds (the `seeds` column; README "
+        "\"Seeds as replicates\"). An experiment's number: the mean over its seeds [95% across-seed interval: "
+        "Student t over the seed values, clipped to the metric's range; none with 2 seeds; with 1 seed, the "
+        "evaluation's own 95% CI of that one training draw]. Every seed's value is in summary.csv and the "
+        "JSONs. Baseline rows: value [95% interval over held-out patients; none below 5 patients]; they compare two disjoint halves of the real "
         "held-out images (split by patient): read every row against its dataset/class's baseline. "
         "Everything else (KID's std, relative KID/FRD, density, coverage, paired and utility scores, "
         "which Inception weights) is in summary.csv and the JSONs.",
@@ -187,12 +322,14 @@ def markdown(table: pd.DataFrame) -> str:
         "- AUC gain: classifier AUC trained on real + synthetic minus on real only, tested on real.",
         "- SSIM (paired): label map → image experiments, generated vs real slice of each held-out "
         "pair, interval over patients.",
-        "- ⚠: the training guard's findings (mode collapse: generated images far less different from "
-        "each other than real ones, train.divergence).",
+        "- ⚠: the training guard's findings, counted per seed (mode collapse: generated images far less "
+        "different from each other than real ones, train.divergence).",
         "",
         "## What the numbers say",
         "",
-        *(answer(table) or ["(no generator with a KID to compare)"]),
+        VERDICT_RULE,
+        "",
+        *([line + "\n" for line in answer(table)] or ["(no generator with a KID to compare)\n"]),
         "",
         "## The table",
         "",

@@ -154,7 +154,7 @@ def synthesize(params: dict, name: str) -> pd.DataFrame:
     settings = params["synthesize"]
     exp = config.experiment(params, name)
     seed = params["seed"] if settings["seed"] is None else settings["seed"]
-    model_path = paths.path(paths.MODEL, experiment=name)
+    model_path = paths.path(paths.MODEL, experiment=name, replicate=0)  # README "Seeds as replicates"
     G, model = load_generator(model_path)
     rendering = rendering_of(settings, model["variant"], model_path)
     dataset = config.dataset(params, exp["dataset"])

@@ -345,15 +345,15 @@ class Trainer:
     log and progress grids. What one iteration does belongs to the variant family's step
     object (`self.family`: GANStep, diffusion.DiffusionStep)."""
 
-    def __init__(self, params: dict, name: str):
-        self.name = name
-        self.settings = config.training_settings(params, name)
+    def __init__(self, params: dict, name: str, replicate: int = 0):
+        self.name, self.replicate = name, config.check_replicate(params, name, replicate)
+        self.settings = config.training_settings(params, name, replicate)
         self.exp, self.hp, self.train_cfg = self.settings["experiment"], self.settings["hp"], self.settings["train"]
         self.variant = variants.VARIANTS[self.exp["variant"]]
         self.fingerprint = hashlib.sha1(json.dumps(self.settings, sort_keys=True).encode()).hexdigest()
         self.rank, self.world = distributed_rank()
         self.device = pick_device(self.train_cfg["device"])
-        seed = params["seed"]
+        seed = self.settings["seed"]  # the replicate's (config.replicate_seed)
 
         seed_everything(seed)
         torch.set_num_threads(params["resources"]["train"]["threads"])
@@ -373,7 +373,7 @@ class Trainer:
         self.guard_events: list[dict] = []
         self.log: list[dict] = []
         self.progress: list[tuple[int, torch.Tensor]] = []
-        self.checkpoint = paths.path(paths.CHECKPOINTS, experiment=name) / "last.pt"
+        self.checkpoint = paths.path(paths.CHECKPOINTS, experiment=name, replicate=replicate) / "last.pt"
 
     def _wrapped(self, net: nn.Module) -> nn.Module:
         if self.train_cfg["compile"]:
@@ -573,21 +573,22 @@ class Trainer:
     def write_outputs(self) -> None:
         G = self.G_ema if self.G_ema is not None else self.G
         model = {"variant": self.exp["variant"], "experiment": self.name, "hp": self.hp,
-                 "image_size": self.settings["image_size"], "classes": self.settings["classes"],
+                 "replicate": self.replicate, "seed": self.seed, "image_size": self.settings["image_size"], "classes": self.settings["classes"],
                  "labels": self.settings.get("labels"), "train": self.train_cfg, "step": self.step,
                  "guard_events": self.guard_events, "provenance": provenance.for_training(self),
                  "effective": {"device": self.device.type, "world_size": self.world,
                                "distributed": distributed_backend(),
                                "precision": "bf16" if uses_bf16(self.train_cfg["precision"], self.device) else "fp32"},
                  "G": {k: v.cpu() for k, v in G.state_dict().items()}}
-        modelio.save_model(model, paths.path(paths.MODEL, experiment=self.name))
-        with atomic_file(paths.path(paths.TRAIN_LOG, experiment=self.name)) as tmp:
+        where = {"experiment": self.name, "replicate": self.replicate}
+        modelio.save_model(model, paths.path(paths.MODEL, **where))
+        with atomic_file(paths.path(paths.TRAIN_LOG, **where)) as tmp:
             with open(tmp, "w", newline="") as f:
                 fields = self.family.log_fields
                 writer = csv.DictWriter(f, fieldnames=fields)
                 writer.writeheader()
                 writer.writerows({k: row.get(k, "") for k in fields} for row in self.log)
-        write_progress(self.progress, paths.path(paths.PROGRESS, experiment=self.name))
+        write_progress(self.progress, paths.path(paths.PROGRESS, **where))
 
 
 def write_progress(progress: list[tuple[int, torch.Tensor]], out: Path, max_rows: int = 10) -> None:
@@ -599,8 +600,8 @@ def write_progress(progress: list[tuple[int, torch.Tensor]], out: Path, max_rows
     save_grid(rows, out, PROGRESS_COLUMNS)
 
 
-def train(params: dict, name: str) -> None:
-    trainer = Trainer(params, name)
+def train(params: dict, name: str, replicate: int = 0) -> None:
+    trainer = Trainer(params, name, replicate)
     try:
         trainer.run()
     finally:

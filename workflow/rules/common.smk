@@ -37,12 +37,16 @@ wildcard_constraints:
     name="|".join(PARAMS.get("phantoms", {})) or "^$",
     dataset="|".join(PARAMS["datasets"]),
     experiment="|".join(PARAMS["experiments"]),
+    replicate=r"\d+",
     unit="[^/]+",
 
 
-def stage_params(stage, target=None):
+def stage_params(stage, target=None, replicate=0):
     """The params slice a stage reads, as JSON: Snakemake reruns a job when it changes."""
-    return json.dumps(medgan_config.stage_params(PARAMS, stage, target), sort_keys=True)
+    return json.dumps(
+        medgan_config.stage_params(PARAMS, stage, target, int(replicate)),
+        sort_keys=True,
+    )
 
 
 def stage_threads(stage):
@@ -86,27 +90,77 @@ def baseline_of_experiment(wildcards):
 
 
 def synthetic_of_experiment(wildcards):
-    """The experiment's synthetic set when the pipeline makes one (segmentation_utility reads it)."""
-    if wildcards.experiment in PARAMS["synthesize"]["experiments"]:
+    """The experiment's synthetic set when the pipeline makes one: replicate 0's evaluate reads
+    it (segmentation_utility; the set is made with replicate 0's model)."""
+    if (
+        wildcards.experiment in PARAMS["synthesize"]["experiments"]
+        and int(wildcards.replicate) == 0
+    ):
         return [paths.SYNTHETIC.format(experiment=wildcards.experiment)]
     return []
+
+
+def every_replicate(pattern, experiments=None):
+    """`pattern` filled for every replicate of every experiment (or of `experiments`)."""
+    return [
+        paths.path(pattern, experiment=e, replicate=r).as_posix()
+        for e in (PARAMS["experiments"] if experiments is None else experiments)
+        for r in range(medgan_config.replicates_of(PARAMS, e))
+    ]
+
+
+def replicate_metrics_of_experiment(wildcards):
+    return every_replicate(paths.REPLICATE_METRICS, [wildcards.experiment])
+
+
+def replicate_zero_model(wildcards):
+    """The model that synthesize uses: replicate 0's (the Turing page and explorer use its samples)."""
+    return paths.path(
+        paths.MODEL, experiment=wildcards.experiment, replicate=0
+    ).as_posix()
+
+
+def replicate_zero_train_log(wildcards):
+    """The training log that `medgan export` reads the guard's findings from (replicate 0's)."""
+    return paths.path(
+        paths.TRAIN_LOG, experiment=wildcards.experiment, replicate=0
+    ).as_posix()
+
+
+def replicate_zero_samples(wildcards):
+    return paths.path(
+        paths.SAMPLES, experiment=wildcards.experiment, replicate=0
+    ).as_posix()
+
+
+def replicate_zero_models_of_dataset(wildcards):
+    return [
+        paths.path(paths.MODEL, experiment=e, replicate=0).as_posix()
+        for e in experiments_of_dataset(wildcards)
+    ]
+
+
+def replicate_zero_samples_of_dataset(wildcards):
+    return [
+        paths.path(paths.SAMPLES, experiment=e, replicate=0).as_posix()
+        for e in experiments_of_dataset(wildcards)
+    ]
 
 
 def report_inputs():
     """Every file the report reads (the Turing answers are found by `turing_answer_files`)."""
     experiments = list(PARAMS["experiments"])
-    per_experiment = [
-        paths.METRICS,
+    per_replicate = [
         paths.CLOSEST_PAIRS,
         paths.TRAIN_LOG,
         paths.PROGRESS,
         paths.GRID,
         paths.INTERPOLATION,
         paths.SAMPLES,
-        paths.TURING_PAGE,
-        paths.TURING_KEY,
     ]
+    per_experiment = [paths.METRICS, paths.TURING_PAGE, paths.TURING_KEY]
     return [
+        *[out for pattern in per_replicate for out in every_replicate(pattern)],
         *[
             out
             for pattern in per_experiment
@@ -143,10 +197,10 @@ def final_outputs():
     return [
         paths.SUMMARY_CSV,
         paths.SUMMARY_MD,
-        *expand(paths.GRID, experiment=experiments),
-        *expand(paths.INTERPOLATION, experiment=experiments),
-        *expand(paths.PROGRESS, experiment=experiments),
-        *expand(paths.TRAIN_LOG, experiment=experiments),
+        *every_replicate(paths.GRID),
+        *every_replicate(paths.INTERPOLATION),
+        *every_replicate(paths.PROGRESS),
+        *every_replicate(paths.TRAIN_LOG),
         *expand(paths.SLICES, dataset=list(PARAMS["datasets"])),
         *expand(paths.EXPLORE, dataset=list(PARAMS["datasets"])),
         *expand(paths.SYNTHETIC, experiment=PARAMS["synthesize"]["experiments"]),

@@ -1,8 +1,8 @@
 rule explore:
     input:
         slices=paths.SLICES,
-        samples=lambda w: expand(paths.SAMPLES, experiment=experiments_of_dataset(w)),
-        models=lambda w: expand(paths.MODEL, experiment=experiments_of_dataset(w)),
+        samples=replicate_zero_samples_of_dataset,
+        models=replicate_zero_models_of_dataset,
     output:
         paths.EXPLORE,
     log:

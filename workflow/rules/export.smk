@@ -2,9 +2,9 @@
 # one is also declared under `artifacts:` in dvc.yaml for `dvc artifacts get`.
 rule export:
     input:
-        model=paths.MODEL,
+        model=replicate_zero_model,
         metrics=paths.METRICS,
-        train_log=paths.TRAIN_LOG,
+        train_log=replicate_zero_train_log,
         baseline=baseline_of_experiment,
         slices=slices_of_experiment,
         turing_answers=turing_answers_of_experiment,

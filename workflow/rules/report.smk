@@ -1,6 +1,6 @@
 rule turing:
     input:
-        samples=paths.SAMPLES,
+        samples=replicate_zero_samples,
         slices=slices_of_experiment,
     output:
         page=paths.TURING_PAGE,

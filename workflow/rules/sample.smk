@@ -7,12 +7,12 @@ rule sample:
         grid=paths.GRID,
         interpolation=paths.INTERPOLATION,
     log:
-        "logs/sample/{experiment}.log",
+        "logs/sample/{experiment}/r{replicate}.log",
     priority: 1
     threads: stage_threads("sample")
     resources:
         **stage_resources("sample"),
     params:
-        settings=lambda w: stage_params("sample"),
+        settings=lambda w: stage_params("sample", w.experiment, w.replicate),
     shell:
-        "medgan sample {wildcards.experiment} > {log} 2>&1"
+        "medgan sample {wildcards.experiment} --replicate {wildcards.replicate} > {log} 2>&1"

@@ -1,6 +1,6 @@
 rule synthesize:
     input:
-        model=paths.MODEL,
+        model=replicate_zero_model,
         slices=slices_of_experiment,
     output:
         directory(paths.SYNTHETIC),
