@@ -30,12 +30,13 @@ MORE = {"tiny_cgan": {"dataset": "tiny", "variant": "cgan", "class": "all", "hp"
 
 
 def pipeline_to_metrics(params: dict, names) -> None:
-    from medgan import evaluate, sample, train
+    from medgan import evaluate, replicates, sample, train
 
     for name in names:
         train.train(params, name)
         sample.sample(params, name)
         evaluate.evaluate(params, name)
+        replicates.aggregate(params, name)
     evaluate.baseline(params, "tiny")
 
 
