@@ -32,6 +32,7 @@ from . import config, labels, modelio, paths, provenance, variants
 from .atomic import atomic_file
 from .augment import diff_augment
 from .errors import MedganError
+from .image_io import load_masks, save_grid, to_model_range, to_uint8
 from .losses import GANLoss, gradient_penalty, r1_penalty
 from .modelio import load_generator  # noqa: F401 (the name callers and tests use)
 from .prepare import load_images, load_manifest
@@ -50,19 +51,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def to_model_range(batch_uint8: torch.Tensor) -> torch.Tensor:
-    return batch_uint8.float().div_(127.5).sub_(1.0)
-
-
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    return images.float().add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8).cpu()
-
-
-def load_masks(slices: Path, rows) -> torch.Tensor:
-    """The label masks of manifest rows as uint8 (N, 1, H, W)."""
-    return torch.from_numpy(load_images(slices, rows.assign(path=rows["mask_path"]))).unsqueeze(1)
 
 
 def lr_factor(schedule: str, decay_start: float, total: int):
@@ -579,8 +567,6 @@ class Trainer:
 
 def write_progress(progress: list[tuple[int, torch.Tensor]], out: Path, max_rows: int = 10) -> None:
     """One PNG: a row of fixed-input samples per snapshot, oldest at the top."""
-    from .sample import save_grid
-
     keep = np.unique(np.linspace(0, len(progress) - 1, min(max_rows, len(progress))).round().astype(int))
     rows = torch.cat([progress[i][1] for i in keep])
     save_grid(rows, out, PROGRESS_COLUMNS)
