@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from medgan import config, evaluate, image_io, inpaint, labels, networks, paths, sample, train, variants
+from medgan import config, evaluate, image_io, inpaint, labels, networks, optim, paths, sample, train, variants
 from medgan.metrics import common
 from conftest import tiny_params
 
@@ -75,9 +75,9 @@ def test_diffaugment_auto_is_off_for_paired_and_on_for_unpaired_variants(organs)
 
 
 def test_linear_schedule_factor_matches_the_reference_shape():
-    factor = train.lr_factor("linear", 0.5, 10)
+    factor = optim.lr_factor("linear", 0.5, 10)
     assert [factor(s) for s in range(11)] == [1, 1, 1, 1, 1, 1.0, 0.8, 0.6, 0.4, 0.2, 0.0]
-    assert train.lr_factor("constant", 0.5, 10)(9) == 1.0
+    assert optim.lr_factor("constant", 0.5, 10)(9) == 1.0
 
 
 def test_settings_reach_the_networks_optimisers_and_the_json(organs, monkeypatch):

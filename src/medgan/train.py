@@ -28,7 +28,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from . import config, labels, modelio, paths, provenance, variants
+from . import config, labels, modelio, optim, paths, provenance, variants
 from .atomic import atomic_file
 from .augment import diff_augment
 from .errors import MedganError
@@ -51,16 +51,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def lr_factor(schedule: str, decay_start: float, total: int):
-    """LambdaLR's factor after `step` completed G steps: 1, or constant until decay_start x total
-    then linear towards 0 (the last step runs at 1/(decay steps) of the rate, as in
-    pix2pix-official's `linear` policy over its decay epochs)."""
-    if schedule == "constant":
-        return lambda step: 1.0
-    start = int(round(decay_start * total))
-    return lambda step: 1.0 if step < start else max(0.0, (total - step) / max(1, total - start))
 
 
 def pick_device(setting: str) -> torch.device:
@@ -201,10 +191,8 @@ class GANStep:
         if self.train_cfg["channels_last"]:
             self.G.to(memory_format=torch.channels_last)
             self.D.to(memory_format=torch.channels_last)
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=self.hp["lr"], betas=tuple(self.hp["betas"]))
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=self.hp["lr"], betas=tuple(self.hp["betas"]))
-        factor = lr_factor(self.train_cfg["lr_schedule"], self.train_cfg["lr_decay_start"], total)
-        self.schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, factor) for opt in (self.opt_g, self.opt_d)]
+        self.opt_g, self.opt_d = optim.adam(self.G, self.hp), optim.adam(self.D, self.hp)
+        self.schedulers = optim.lr_schedulers((self.opt_g, self.opt_d), self.train_cfg, total)
         self.G_run, self.D_run = wrap(self.G), wrap(self.D)
         self.loss = GANLoss(self.hp["loss"])
         self.networks = {"G": self.G, "D": self.D}
