@@ -10,12 +10,10 @@ disk with no network (no scripts, fonts or styles from elsewhere)."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 import json
 import subprocess
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +23,7 @@ from PIL import Image
 from . import __version__, config, paths, summary
 from .atomic import write_text
 from .errors import MedganError
+from .render import data_uri, data_uri_of_array, data_uri_of_file, render
 
 # Which way is better for each column of the shared headline table (medgan.summary.HEADLINE):
 # "min": lower is better, "max": higher, "one": closest to 1.
@@ -42,27 +41,7 @@ class ReportError(MedganError):
 
 
 # ---------------------------------------------------------------------------------------------
-# templates (shared with the Turing test page)
-
-@lru_cache(maxsize=1)
-def environment():
-    import jinja2
-
-    return jinja2.Environment(loader=jinja2.PackageLoader("medgan", "templates"),
-                              autoescape=jinja2.select_autoescape(["html", "j2"]),
-                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-
-
-def render(template: str, **data) -> str:
-    return environment().get_template(template).render(**data)
-
-
-# ---------------------------------------------------------------------------------------------
 # small helpers
-
-def data_uri_of_file(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
-
 
 def pixel_image(image: Path | np.ndarray, max_width: int) -> dict:
     """An image of pixels (grid, strip) embedded, with the largest whole-number zoom that fits
@@ -80,13 +59,7 @@ def data_uri_of_figure(fig) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def data_uri_of_array(image: np.ndarray) -> str:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return data_uri(buffer.getvalue())
 
 
 def pyplot():
