@@ -1,6 +1,8 @@
 """The same seeds give the same weights and metric files: the demo's variants (MLP GAN, DCGAN,
 DCGAN + DiffAugment + EMA + spectral norm, pix2pix) and a DDPM, trained a few steps with tiny
-settings, sampled and evaluated, hash to the references in bit_identity.json.
+settings, sampled and evaluated (and the report's training curves and a Turing page drawn from
+them), hash to the references in bit_identity.json, recorded on the code before the structure
+change of issue 26 (12ca402).
 
 Floating point differs between CPU models (vector instructions, bf16 support) and library
 versions, so a reference holds only for the machine fingerprint it was recorded on (CPU model
@@ -27,7 +29,9 @@ import pytest
 import torch
 import yaml
 
-from medgan import config, evaluate, paths, phantoms, prepare, provenance, sample, train
+import pandas as pd
+
+from medgan import config, evaluate, paths, phantoms, prepare, provenance, report, sample, train, turing
 from conftest import tiny_params
 
 REFERENCES = Path(__file__).with_name("bit_identity.json")
@@ -49,7 +53,8 @@ EXPERIMENTS = {  # as params.yaml's demo experiments, on tiny networks
 # pixel metrics only: Inception weights and radiomics (memorisation's fallback) take seconds to minutes
 METRICS = {"pix2pix": ["paired"]}
 UNPAIRED_METRICS = ["diversity"]
-FINGERPRINT_PACKAGES = ("torch", "numpy", "scipy", "scikit-image", "pillow", "monai")
+FINGERPRINT_PACKAGES = ("torch", "numpy", "scipy", "scikit-image", "pillow", "monai", "matplotlib")
+TURING_EXPERIMENT = "bit_dcgan"
 
 
 def machine_fingerprint() -> str:
@@ -116,6 +121,8 @@ def run_pipeline(params: dict) -> dict[str, str]:
         hashes[f"{name}/checkpoint"] = canonical_hash(torch.load(checkpoint, weights_only=True))
         hashes[f"{name}/train log"] = file_hash(paths.path(paths.TRAIN_LOG, experiment=name))
         hashes[f"{name}/progress grid"] = file_hash(paths.path(paths.PROGRESS, experiment=name))
+        curves = report.training_curves(pd.read_csv(paths.path(paths.TRAIN_LOG, experiment=name)))
+        hashes[f"{name}/report training curves"] = hashlib.sha256(curves.encode()).hexdigest()
         fresh_process_state()
         sample.sample(params, name)
         folder = paths.path(paths.SAMPLES, experiment=name)
@@ -128,6 +135,9 @@ def run_pipeline(params: dict) -> dict[str, str]:
         evaluate.evaluate(with_metrics_of(params, name), name)
         hashes[f"{name}/metrics"] = file_hash(paths.path(paths.METRICS, experiment=name))
         hashes[f"{name}/closest pairs"] = file_hash(paths.path(paths.CLOSEST_PAIRS, experiment=name))
+    turing.build(params, TURING_EXPERIMENT)
+    for label, template in (("page", paths.TURING_PAGE), ("key", paths.TURING_KEY)):
+        hashes[f"{TURING_EXPERIMENT}/turing {label}"] = file_hash(paths.path(template, experiment=TURING_EXPERIMENT))
     return hashes
 
 
