@@ -55,6 +55,7 @@ METRICS = {"pix2pix": ["paired"]}
 UNPAIRED_METRICS = ["diversity"]
 FINGERPRINT_PACKAGES = ("torch", "numpy", "scipy", "scikit-image", "pillow", "monai", "matplotlib")
 TURING_EXPERIMENT = "bit_dcgan"
+FRESH_PROCESS_THREADS = 2
 
 
 def machine_fingerprint() -> str:
@@ -97,8 +98,10 @@ def file_hash(path: Path) -> str:
 
 
 def fresh_process_state() -> None:
+    """As a new `medgan` process starts on a 2-core machine: the training data and networks are
+    built before the run's own thread count (resources.train.threads: 1) applies."""
     torch.set_flush_denormal(False)
-    torch.set_num_threads(1)
+    torch.set_num_threads(FRESH_PROCESS_THREADS)
 
 
 def with_metrics_of(params: dict, name: str) -> dict:
