@@ -150,11 +150,12 @@ def run(name: str, spec: dict, rounds: int, steps: int) -> dict:
         G, D = variants.build(spec["variant"], (spec["size"], spec["size"]), trainer.hp, 1)
         reference = reference_step_fn(spec, project / root, G, D)
         engine = trainer.train_step
-        reference(), engine()  # warm-up: allocator, oneDNN kernels, worker start
-        times = {"reference": [], "engine": []}
-        for _ in range(rounds):
-            times["reference"].append(time_steps(reference, steps))
-            times["engine"].append(time_steps(engine, steps))
+        with trainer.run_settings():  # as Trainer.run trains (threads, subnormal flushing on CPU)
+            reference(), engine()  # warm-up: allocator, oneDNN kernels, worker start
+            times = {"reference": [], "engine": []}
+            for _ in range(rounds):
+                times["reference"].append(time_steps(reference, steps))
+                times["engine"].append(time_steps(engine, steps))
     ref, eng = statistics.median(times["reference"]), statistics.median(times["engine"])
     return {"config": name, "batch": spec["batch"], "reference_img_s": spec["batch"] / ref,
             "engine_img_s": spec["batch"] / eng, "ratio": ref / eng}

@@ -372,6 +372,12 @@ class Trainer:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    def run_settings(self):
+        """The process-wide settings this run trains with, restored on exit (a context manager;
+        `run` uses it, and so must code that calls train_step itself)."""
+        # subnormal floats are slow on x86: flushing them is 0-11% faster here (bench_denormal.py)
+        return process_settings(self.threads, flush_denormal=self.device.type == "cpu")
+
     def train_step(self) -> dict:
         metrics = self.family.step(self.rng)
         if self.G_ema is not None:
@@ -453,8 +459,7 @@ class Trainer:
     # -- the loop -----------------------------------------------------------------------------
     def run(self, stop_after: int | None = None) -> None:
         """Train to the budget (or stop after `stop_after` steps in this call, for tests)."""
-        # subnormal floats are slow on x86: flushing them is 0-11% faster here (bench_denormal.py)
-        with process_settings(self.threads, flush_denormal=self.device.type == "cpu"):
+        with self.run_settings():
             self.try_resume()
             end = self.total if stop_after is None else min(self.total, self.step + stop_after)
             for net in self.family.networks.values():
