@@ -74,14 +74,15 @@ def train_for(params: dict, name: str, seconds: float) -> tuple[int, float]:
     trainer = train.Trainer(with_iterations(params, name, 10**9), name)
     for net in trainer.family.networks.values():
         net.train()
-    started = time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        trainer.train_step()
-        trainer.step += 1
-    elapsed = time.perf_counter() - started
-    trainer.total = trainer.step
-    trainer.snapshot()
-    trainer.write_outputs()
+    with trainer.run_settings():  # as Trainer.run trains (threads, subnormal flushing on CPU)
+        started = time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            trainer.train_step()
+            trainer.step += 1
+        elapsed = time.perf_counter() - started
+        trainer.total = trainer.step
+        trainer.snapshot()
+        trainer.write_outputs()
     return trainer.step, elapsed
 
 

@@ -180,18 +180,19 @@ def run(name: str, spec: dict, rounds: int, steps: int, warmup: int, runs: dict[
         steps_of = {"reference": reference_step_fn(spec, project / root, G, D, device),
                     **{run_name: trainer.train_step for run_name, trainer in trainers.items()}}
         warmup_s, errors = {}, {}
-        for key, step in list(steps_of.items()):
-            try:  # one failing run (say, torch.compile on a new machine) must not cost the others
-                warmup_s[key] = time_steps(step, warmup) * warmup
-            except Exception as err:  # noqa: BLE001 — reported with the results
-                errors[key] = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
-                del steps_of[key]
-        if "reference" in errors:
-            raise RuntimeError(f"{name}: the reference loop failed: {errors['reference']}")
-        times = {key: [] for key in steps_of}
-        for _ in range(rounds):
-            for key, step in steps_of.items():
-                times[key].append(time_steps(step, steps))
+        with trainers["engine"].run_settings():  # as Trainer.run trains (threads, subnormal flushing on CPU)
+            for key, step in list(steps_of.items()):
+                try:  # one failing run (say, torch.compile on a new machine) must not cost the others
+                    warmup_s[key] = time_steps(step, warmup) * warmup
+                except Exception as err:  # noqa: BLE001 — reported with the results
+                    errors[key] = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+                    del steps_of[key]
+            if "reference" in errors:
+                raise RuntimeError(f"{name}: the reference loop failed: {errors['reference']}")
+            times = {key: [] for key in steps_of}
+            for _ in range(rounds):
+                for key, step in steps_of.items():
+                    times[key].append(time_steps(step, steps))
     median = {key: statistics.median(values) for key, values in times.items()}
     ref = median["reference"]
     result = {"config": name, "variant": spec["variant"], "size": spec["size"], "batch": spec["batch"],

@@ -24,7 +24,7 @@ from skimage.metrics import structural_similarity
 def held_out(params: dict, name: str):
     from medgan import paths
     from medgan.prepare import load_images, load_manifest
-    from medgan.train import load_masks
+    from medgan.image_io import load_masks
 
     exp = params["experiments"][name]
     slices = paths.path(paths.SLICES, dataset=exp["dataset"])

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from medgan import config, evaluate, inpaint, labels, networks, paths, sample, train, variants
+from medgan import config, evaluate, image_io, inpaint, labels, networks, optim, paths, sample, train, variants
 from medgan.metrics import common
 from conftest import tiny_params
 
@@ -75,9 +75,9 @@ def test_diffaugment_auto_is_off_for_paired_and_on_for_unpaired_variants(organs)
 
 
 def test_linear_schedule_factor_matches_the_reference_shape():
-    factor = train.lr_factor("linear", 0.5, 10)
+    factor = optim.lr_factor("linear", 0.5, 10)
     assert [factor(s) for s in range(11)] == [1, 1, 1, 1, 1, 1.0, 0.8, 0.6, 0.4, 0.2, 0.0]
-    assert train.lr_factor("constant", 0.5, 10)(9) == 1.0
+    assert optim.lr_factor("constant", 0.5, 10)(9) == 1.0
 
 
 def test_settings_reach_the_networks_optimisers_and_the_json(organs, monkeypatch):
@@ -191,14 +191,14 @@ def test_inpaint_generator_keeps_every_pixel_outside_the_region():
     region = inpaint.dilate(label_map == 2, 3)
     encoding = labels.encoding_of({"kind": "volumes"})
     with torch.no_grad():
-        cond = inpaint.condition(train.to_model_range(image), label_map, region, encoding, G.feather)
-        raw = train.to_uint8(G(cond))
+        cond = inpaint.condition(image_io.to_model_range(image), label_map, region, encoding, G.feather)
+        raw = image_io.to_uint8(G(cond))
     assert torch.equal(raw[~region], image[~region])  # the network's own composite, no clean-up
     assert not torch.equal(raw[region], image[region])
     core = inpaint.blend_weights(region, G.feather) == 1
     assert core.any() and (cond[:, :1][core] == 0).all()  # G never sees the region's inside
     band = region & ~core
-    assert torch.equal(train.to_uint8(cond[:, :1])[band], image[band])  # only its border band
+    assert torch.equal(image_io.to_uint8(cond[:, :1])[band], image[band])  # only its border band
     painted = inpaint.paint(G, image[0, 0].numpy(), label_map[0, 0].numpy(), region[0, 0].numpy(), encoding)
     assert isinstance(painted, np.ndarray) and painted.shape == (SIZE, SIZE)
     assert np.array_equal(painted[~region[0, 0].numpy()], image[0, 0].numpy()[~region[0, 0].numpy()])

@@ -77,6 +77,9 @@ def test_training_curves_plot_spread_and_mark_the_guard():
     assert report.guard_events(log.drop(columns="guard")) == []
     assert report.guard_events(pd.read_csv(io.StringIO("step,guard\n10,\n20,\n"))) == []  # empty column reads as NaN
     assert decoded(report.training_curves(log)).size[0] > 600
+    panels = report.training_panels(log)
+    assert [(p.title, p.unit_interval) for p in panels] == [
+        ("losses", False), ("discriminator", True), ("cross-sample spread vs real", False)]
 
 
 def test_training_curves_of_a_diffusion_log_plot_its_one_loss():

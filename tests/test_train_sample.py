@@ -90,3 +90,45 @@ def test_sample_writes_n_images_and_grid(prepared):
     assert grid.size == (4 * 34 + 2, 3 * 34 + 2)  # 4 columns x 3 rows, 2-pixel padding
     again = sample.generate(train.load_generator(paths.path(paths.MODEL, experiment="tiny_dcgan_tumour"))[0], 12, 0)
     assert np.array_equal(again[0, 0].numpy(), np.asarray(Image.open(files[0])))
+
+
+def subnormal_survives() -> bool:
+    return (torch.tensor(torch.finfo(torch.float32).tiny) / 2).item() > 0
+
+
+def test_denormal_flushing_and_threads_hold_only_while_training_runs(prepared, monkeypatch):
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU cannot flush subnormal floats (torch.set_flush_denormal is x86-only)")
+    configured = prepared["resources"]["train"]["threads"]
+    threads = configured + 1
+    torch.set_num_threads(threads)
+    trainer = train.Trainer(prepared, "tiny_dcgan_tumour")
+    during, step = [], trainer.train_step
+    monkeypatch.setattr(trainer, "train_step",
+                        lambda: during.append((subnormal_survives(), torch.get_num_threads())) or step())
+    try:
+        trainer.run()
+    finally:
+        after = (subnormal_survives(), torch.get_num_threads())
+        torch.set_num_threads(threads)
+    assert during == [(False, configured)] * trainer.total  # flushed, with the run's threads
+    assert after == (True, threads)  # as before the run: a subnormal survives a division again
+
+
+def test_run_settings_restore_a_flushing_caller_and_survive_an_error():
+    if not torch.set_flush_denormal(True):
+        pytest.skip("this CPU cannot flush subnormal floats (torch.set_flush_denormal is x86-only)")
+    threads = torch.get_num_threads()
+    try:
+        assert train.denormals_flushed()
+        with train.process_settings(threads, flush_denormal=False):
+            assert train.denormals_flushed()  # a GPU run leaves the caller's setting alone
+        assert train.denormals_flushed()
+        torch.set_flush_denormal(False)
+        with pytest.raises(train.DivergenceError):
+            with train.process_settings(threads, flush_denormal=True):
+                assert train.denormals_flushed()
+                raise train.DivergenceError("diverged")
+        assert not train.denormals_flushed() and subnormal_survives()
+    finally:
+        torch.set_flush_denormal(False)

@@ -219,7 +219,7 @@ def test_healthy_start_is_not_flagged(prepared):
     prepared["train"]["divergence"].update(window=2, mode_collapse="stop")
     trainer = train.Trainer(prepared, "tiny_dcgan_tumour")
     trainer.run()
-    assert trainer.guard_events == [] and min(row["spread"] for row in trainer.log) > 0.2
+    assert trainer.guard.events == [] and min(row["spread"] for row in trainer.log) > 0.2
 
 
 def test_cpu_training_is_fp32_unless_asked():

@@ -18,6 +18,7 @@ from monai.networks.nets import DiffusionModelUNet
 from monai.networks.schedulers import DDIMScheduler, DDPMScheduler
 from torch import nn
 
+from . import optim
 from .config import ConfigError
 
 CONDITIONING = ("none", "class", "mask")
@@ -90,8 +91,6 @@ class DiffusionStep:
     hint = "a lower lr, or train.precision: fp32"
 
     def __init__(self, variant, settings: dict, data, device: torch.device, wrap, autocast, total: int):
-        from .train import lr_factor  # the loop's own schedule (train.lr_schedule); train imports us lazily
-
         self.hp, self.train_cfg, self.data, self.device = settings["hp"], settings["train"], data, device
         self.autocast = autocast
         self.conditioning = variant.conditioning
@@ -99,9 +98,8 @@ class DiffusionStep:
         self.G.to(device)
         if self.train_cfg["channels_last"]:
             self.G.to(memory_format=torch.channels_last)
-        self.opt = torch.optim.Adam(self.G.parameters(), lr=self.hp["lr"], betas=tuple(self.hp["betas"]))
-        factor = lr_factor(self.train_cfg["lr_schedule"], self.train_cfg["lr_decay_start"], total)
-        self.schedulers = [torch.optim.lr_scheduler.LambdaLR(self.opt, factor)]
+        self.opt = optim.adam(self.G, self.hp)
+        self.schedulers = optim.lr_schedulers([self.opt], self.train_cfg, total)
         self.G_run = wrap(self.G)
         self.scheduler = training_scheduler(self.hp)
         self.inferer = DiffusionInferer(self.scheduler)

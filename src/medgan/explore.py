@@ -14,8 +14,6 @@ between chosen samples (seed 001's "progression"), each image also placed on the
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 
 import numpy as np
@@ -29,6 +27,7 @@ from . import config, evaluate, paths, variants
 from .atomic import write_text
 from .metrics.common import load_gray
 from .modelio import load_generator
+from .render import data_uri_of_array, render
 from .sample import lerp, slerp
 
 CODE = 2
@@ -95,9 +94,7 @@ def generated(G, z: torch.Tensor, label) -> torch.Tensor:
 
 def png(image: np.ndarray) -> str:
     """A [0, 1] grayscale image as a PNG data URI."""
-    buffer = io.BytesIO()
-    Image.fromarray((np.clip(image, 0, 1) * 255).round().astype(np.uint8)).save(buffer, "PNG", optimize=True)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return data_uri_of_array((np.clip(image, 0, 1) * 255).round().astype(np.uint8), optimize=True)
 
 
 def capped(rows: pd.DataFrame, seed: int) -> pd.DataFrame:
@@ -249,8 +246,6 @@ def build(params: dict, dataset: str) -> dict:
     gans = [s for s in (gan_section(params, n, model, scale, size) for n in experiments_of(params, dataset)) if s]
     data = {"dataset": dataset, "grid": GRID, "decoded": decoded_grid(model, scale, size), "groups": groups,
             "images": images, "gans": gans, "size": list(size)}
-    from .report import render
-
     page = render("explore.html.j2", dataset=dataset, data=json.dumps(data, separators=(",", ":")).replace("</", "<\\/"),
                   n_train=len(train_images), steps=AE_STEPS, grid=GRID, gans=gans, groups=groups)
     write_text(paths.path(paths.EXPLORE, dataset=dataset), page)

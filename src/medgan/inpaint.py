@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import networks
+from .image_io import to_model_range, to_uint8
 from .labels import Encoding
 
 
@@ -119,8 +120,6 @@ def paint(G: nn.Module, image, label_map, region, encoding: Encoding | None = No
     shape. Returns uint8 of the image's shape and type (numpy in, numpy out); pixels outside
     the region are the input's. G is used in the mode the caller set (eval, dropout on or off);
     `encoding` defaults to the one load_generator attaches to G."""
-    from .train import to_model_range, to_uint8  # train imports variants, which imports this module
-
     if not hasattr(G, "feather"):
         raise ValueError(f"paint needs a pix2pix_inpaint generator, got {type(G).__name__}")
     encoding = encoding or getattr(G, "encoding", None)

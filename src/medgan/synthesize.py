@@ -29,12 +29,12 @@ from tqdm import tqdm
 from . import config, edits, inpaint, paths, variants
 from .atomic import atomic_dir
 from .errors import MedganError
+from .image_io import to_uint8
 from .ingest.writer import MANIFEST_COLUMNS
 from .metrics.segmentation import lesion_contrast_summary
 from .modelio import load_generator
 from .prepare import load_images, load_manifest
 from .sample import model_encoding, set_test_time_dropout
-from .train import to_uint8
 
 EXTRA_COLUMNS = ["source_path", "edit", "edit_detail", "lesion_count", "lesion_area_mm2", "model", "rendering",
                  "seed", "copy"]

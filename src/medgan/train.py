@@ -28,10 +28,11 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from . import config, labels, modelio, paths, provenance, variants
+from . import config, labels, modelio, optim, paths, provenance, variants
 from .atomic import atomic_file
 from .augment import diff_augment
-from .errors import MedganError
+from .guard import Alarm, DivergenceError, Guard
+from .image_io import load_masks, save_grid, to_model_range, to_uint8
 from .losses import GANLoss, gradient_penalty, r1_penalty
 from .modelio import load_generator  # noqa: F401 (the name callers and tests use)
 from .prepare import load_images, load_manifest
@@ -39,11 +40,6 @@ from .prepare import load_images, load_manifest
 LOG_FIELDS = ["step", "loss_d", "loss_g", "d_real", "d_fake", "d_accuracy", "penalty", "l1", "fake_std",
               "spread", "guard", "lr"]
 PROGRESS_COLUMNS = 8
-SPREAD_RECOVERY = 1.25  # a collapse episode ends when the mean spread is back above 1.25 x spread_min
-
-
-class DivergenceError(MedganError, RuntimeError):
-    """Training diverged; the message says when, why and what to try."""
 
 
 def seed_everything(seed: int) -> None:
@@ -52,27 +48,25 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def to_model_range(batch_uint8: torch.Tensor) -> torch.Tensor:
-    return batch_uint8.float().div_(127.5).sub_(1.0)
+@contextlib.contextmanager
+def process_settings(threads: int, flush_denormal: bool):
+    """torch's thread count and (on CPUs) subnormal flushing for one run, restored afterwards:
+    both are process-wide, and whoever trains then evaluates in one process should evaluate as
+    a fresh process would. torch.set_flush_denormal has no getter: denormals_flushed() probes."""
+    threads_before, flushed_before = torch.get_num_threads(), denormals_flushed()
+    torch.set_num_threads(threads)
+    if flush_denormal:
+        torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads_before)
+        torch.set_flush_denormal(flushed_before)
 
 
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    return images.float().add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8).cpu()
-
-
-def load_masks(slices: Path, rows) -> torch.Tensor:
-    """The label masks of manifest rows as uint8 (N, 1, H, W)."""
-    return torch.from_numpy(load_images(slices, rows.assign(path=rows["mask_path"]))).unsqueeze(1)
-
-
-def lr_factor(schedule: str, decay_start: float, total: int):
-    """LambdaLR's factor after `step` completed G steps: 1, or constant until decay_start x total
-    then linear towards 0 (the last step runs at 1/(decay steps) of the rate, as in
-    pix2pix-official's `linear` policy over its decay epochs)."""
-    if schedule == "constant":
-        return lambda step: 1.0
-    start = int(round(decay_start * total))
-    return lambda step: 1.0 if step < start else max(0.0, (total - step) / max(1, total - start))
+def denormals_flushed() -> bool:
+    """Whether this thread flushes subnormal floats to zero (half the smallest normal float32 is one)."""
+    return (torch.tensor(torch.finfo(torch.float32).tiny) / 2).item() == 0.0
 
 
 def pick_device(setting: str) -> torch.device:
@@ -225,10 +219,8 @@ class GANStep:
         if self.train_cfg["channels_last"]:
             self.G.to(memory_format=torch.channels_last)
             self.D.to(memory_format=torch.channels_last)
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=self.hp["lr"], betas=tuple(self.hp["betas"]))
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=self.hp["lr"], betas=tuple(self.hp["betas"]))
-        factor = lr_factor(self.train_cfg["lr_schedule"], self.train_cfg["lr_decay_start"], total)
-        self.schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, factor) for opt in (self.opt_g, self.opt_d)]
+        self.opt_g, self.opt_d = optim.adam(self.G, self.hp), optim.adam(self.D, self.hp)
+        self.schedulers = optim.lr_schedulers((self.opt_g, self.opt_d), self.train_cfg, total)
         self.G_run, self.D_run = wrap(self.G), wrap(self.D)
         self.loss = GANLoss(self.hp["loss"])
         self.networks = {"G": self.G, "D": self.D}
@@ -356,9 +348,7 @@ class Trainer:
         seed = self.settings["seed"]  # the replicate's (config.replicate_seed)
 
         seed_everything(seed)
-        torch.set_num_threads(params["resources"]["train"]["threads"])
-        if self.device.type == "cpu":  # subnormal floats are slow on x86: 0-11% faster here (bench_denormal.py)
-            torch.set_flush_denormal(True)
+        self.threads = params["resources"]["train"]["threads"]
         self.data = TrainingData(self.settings, self.device)
         self.total = total_steps(self.settings, len(self.data))
         self.family = family_step(self.variant)(self.variant, self.settings, self.data, self.device,
@@ -367,10 +357,8 @@ class Trainer:
         self.seed = seed
         self.rng = torch.Generator().manual_seed(seed + 1000 * self.rank)
         self.fixed = self.family.fixed_inputs(torch.Generator().manual_seed(seed), PROGRESS_COLUMNS)
-        self.step, self.rollbacks, self.collapse_run = 0, 0, 0
-        self.spreads: list[float] = []
-        self.in_collapse = False
-        self.guard_events: list[dict] = []
+        self.guard = Guard(self.train_cfg["divergence"], self.family.loss_keys, self.family.collapse_reason)
+        self.step = 0
         self.log: list[dict] = []
         self.progress: list[tuple[int, torch.Tensor]] = []
         self.checkpoint = paths.path(paths.CHECKPOINTS, experiment=name, replicate=replicate) / "last.pt"
@@ -396,6 +384,12 @@ class Trainer:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    def run_settings(self):
+        """The process-wide settings this run trains with, restored on exit (a context manager;
+        `run` uses it, and so must code that calls train_step itself)."""
+        # subnormal floats are slow on x86: flushing them is 0-11% faster here (bench_denormal.py)
+        return process_settings(self.threads, flush_denormal=self.device.type == "cpu")
+
     def train_step(self) -> dict:
         metrics = self.family.step(self.rng)
         if self.G_ema is not None:
@@ -413,71 +407,10 @@ class Trainer:
         for ema, live in zip(self.G_ema.buffers(), self.G.buffers()):
             ema.copy_(live)
 
-    # -- divergence guard ---------------------------------------------------------------------
-    def check_divergence(self, metrics: dict) -> str | None:
-        guard = self.train_cfg["divergence"]
-        if guard["action"] == "off":
-            return None
-        if not all(math.isfinite(metrics[k]) for k in self.family.loss_keys):
-            return "a non-finite loss (NaN/Inf)"
-        collapsed = self.family.collapse_reason(metrics, guard)
-        self.collapse_run = self.collapse_run + 1 if collapsed else 0
-        if self.collapse_run >= guard["window"]:
-            return f"{collapsed} for {guard['window']} steps"
-        return None
-
-    def check_mode_collapse(self, metrics: dict) -> str | None:
-        """A collapse episode starts when the mean `spread` over the last `window` steps falls
-        below spread_min (a mean: one batch's spread is noisy); it is reported once, at that
-        step, and ends only when the mean recovers clearly (above RECOVERY x spread_min), so a
-        run hovering at the threshold is not reported again and again. Families without a
-        per-step spread (diffusion: measured on progress grids only) are not checked."""
-        guard = self.train_cfg["divergence"]
-        if guard["mode_collapse"] == "off" or "spread" not in metrics:
-            return None
-        self.spreads = (self.spreads + [metrics["spread"]])[-guard["window"]:]
-        mean = sum(self.spreads) / len(self.spreads)
-        full = len(self.spreads) == guard["window"]
-        starts = full and not self.in_collapse and mean < guard["spread_min"]
-        self.in_collapse = full and mean < guard["spread_min"] * (SPREAD_RECOVERY if self.in_collapse else 1.0)
-        if starts:
-            return (f"mode collapse: generated images of a batch differ {1 / max(mean, 1e-6):.1f}x less "
-                    f"than real ones (mean spread {mean:.3f} < {guard['spread_min']} over {guard['window']} steps)")
-        return None
-
-    def handle_mode_collapse(self, reason: str, metrics: dict) -> bool:
-        """Warn (recorded in the log and the model file) or act as `handle_divergence`.
-        True when training goes on from this step."""
-        action = self.train_cfg["divergence"]["mode_collapse"]
-        self.guard_events.append({"step": self.step, "guard": "mode_collapse", "reason": reason,
-                                  "action": action})
-        if action == "warn":
-            print(f"WARNING {self.name}: step {self.step}: {reason}. Try DiffAugment (train.diffaugment), "
-                  f"spectral_norm, minibatch_std, ema or r1_gamma")
-            self.log.append({"step": self.step, **metrics, "guard": "mode_collapse"})
-            return True
-        self.handle_divergence(reason, action)
-        return False
-
-    def handle_divergence(self, reason: str, action: str | None = None) -> None:
-        guard = self.train_cfg["divergence"]
-        action = action or guard["action"]
-        message = f"{self.name}: training diverged at step {self.step}: {reason}. Try {self.family.hint}"
-        if action == "rollback" and self.checkpoint.exists() and self.rollbacks < guard["max_rollbacks"]:
-            rollbacks = self.rollbacks + 1
-            self.load_checkpoint()
-            self.rollbacks, self.collapse_run, self.spreads, self.in_collapse = rollbacks, 0, [], False
-            self.rng.manual_seed(self.seed + 1000 * self.rank + 7919 * rollbacks)  # a different path
-            print(f"{message}\n  rolled back to step {self.step} (rollback {rollbacks}/{guard['max_rollbacks']})")
-            return
-        raise DivergenceError(message + (" — or train.divergence.action: rollback" if action == "stop"
-                                         else f" — rollbacks exhausted ({self.rollbacks})"))
-
     # -- checkpoints --------------------------------------------------------------------------
     def state(self) -> dict:
         return {"step": self.step, "fingerprint": self.fingerprint, "log": self.log,
-                "progress": self.progress, "rollbacks": self.rollbacks, "guard_events": self.guard_events,
-                "spreads": self.spreads, "in_collapse": self.in_collapse, "collapse_run": self.collapse_run,
+                "progress": self.progress, **self.guard.state(),
                 **{key: net.state_dict() for key, net in self.family.networks.items()},
                 **{key: opt.state_dict() for key, opt in self.family.optimizers.items()},
                 "G_ema": self.G_ema.state_dict() if self.G_ema is not None else None,
@@ -504,9 +437,7 @@ class Trainer:
         modelio.set_rng_states(state, self.device)
         self.step, self.log = state["step"], state["log"]
         self.progress = [tuple(p) for p in state["progress"]]
-        self.rollbacks, self.guard_events = state["rollbacks"], state["guard_events"]
-        self.spreads, self.in_collapse = state["spreads"], state["in_collapse"]
-        self.collapse_run = state["collapse_run"]
+        self.guard.load_state(state)
 
     def try_resume(self) -> bool:
         found = modelio.load_checkpoint(self.checkpoint.parent, self.device)
@@ -540,42 +471,61 @@ class Trainer:
     # -- the loop -----------------------------------------------------------------------------
     def run(self, stop_after: int | None = None) -> None:
         """Train to the budget (or stop after `stop_after` steps in this call, for tests)."""
-        self.try_resume()
-        end = self.total if stop_after is None else min(self.total, self.step + stop_after)
-        for net in self.family.networks.values():
-            net.train()
+        with self.run_settings():
+            self.try_resume()
+            end = self.total if stop_after is None else min(self.total, self.step + stop_after)
+            for net in self.family.networks.values():
+                net.train()
+            with tqdm(total=self.total, initial=self.step, desc=f"train {self.name}", unit="it",
+                      disable=not self.is_writer) as bar:
+                while self.step < end:
+                    self.run_step(bar, end)
+            if self.step >= self.total and self.is_writer:
+                self.write_outputs()
+
+    def run_step(self, bar: tqdm, end: int) -> None:
+        """One step, its guards, then progress grid, log row and checkpoint when they are due."""
+        metrics = self.train_step()
+        self.step += 1
+        alarm = self.guard.check(self.step, metrics)
+        if alarm and alarm.action != "warn":
+            self.roll_back_or_stop(alarm)
+            bar.n = self.step
+            return
+        if alarm:  # logged at once, whatever log_every says
+            print(f"WARNING {self.name}: step {self.step}: {alarm.reason}. Try DiffAugment (train.diffaugment), "
+                  f"spectral_norm, minibatch_std, ema or r1_gamma")
+            self.log.append({"step": self.step, **metrics, "guard": alarm.flag})
+        bar.update(1)
         cfg = self.train_cfg
-        with tqdm(total=self.total, initial=self.step, desc=f"train {self.name}", unit="it",
-                  disable=not self.is_writer) as bar:
-            while self.step < end:
-                metrics = self.train_step()
-                self.step += 1
-                reason = self.check_divergence(metrics)
-                if reason:
-                    self.handle_divergence(reason)
-                    bar.n = self.step
-                    continue
-                collapse = self.check_mode_collapse(metrics)
-                if collapse and not self.handle_mode_collapse(collapse, metrics):
-                    bar.n = self.step
-                    continue
-                bar.update(1)
-                if self.step % cfg["progress_every"] == 0 or self.step == self.total:
-                    metrics.update(self.snapshot())
-                if (self.step % cfg["log_every"] == 0 or self.step == self.total) and not collapse:
-                    self.log.append({"step": self.step, **metrics, "guard": ""})
-                    bar.set_postfix({k: f"{metrics[k]:.3f}" for k in self.family.loss_keys})
-                if self.step % cfg["checkpoint_every"] == 0 or self.step == end:
-                    self.save_checkpoint()
-        if self.step >= self.total and self.is_writer:
-            self.write_outputs()
+        if self.step % cfg["progress_every"] == 0 or self.step == self.total:
+            metrics.update(self.snapshot())
+        if (self.step % cfg["log_every"] == 0 or self.step == self.total) and not alarm:
+            self.log.append({"step": self.step, **metrics, "guard": ""})
+            bar.set_postfix({k: f"{metrics[k]:.3f}" for k in self.family.loss_keys})
+        if self.step % cfg["checkpoint_every"] == 0 or self.step == end:
+            self.save_checkpoint()
+
+    def roll_back_or_stop(self, alarm: Alarm) -> None:
+        """Back to the last checkpoint, on a different random path; DivergenceError when the
+        action is stop or the rollbacks are spent."""
+        message = f"{self.name}: training diverged at step {self.step}: {alarm.reason}. Try {self.family.hint}"
+        if self.checkpoint.exists() and self.guard.may_roll_back(alarm.action):
+            rollbacks = self.guard.rollbacks + 1
+            self.load_checkpoint()
+            self.guard.rolled_back(rollbacks)
+            self.rng.manual_seed(self.seed + 1000 * self.rank + 7919 * rollbacks)
+            print(f"{message}\n  rolled back to step {self.step} (rollback {rollbacks}/"
+                  f"{self.guard.settings['max_rollbacks']})")
+            return
+        raise DivergenceError(message + self.guard.stop_hint(alarm.action))
 
     def write_outputs(self) -> None:
         G = self.G_ema if self.G_ema is not None else self.G
         model = {"variant": self.exp["variant"], "experiment": self.name, "hp": self.hp,
                  "replicate": self.replicate, "seed": self.seed, "image_size": self.settings["image_size"], "classes": self.settings["classes"],
                  "labels": self.settings.get("labels"), "train": self.train_cfg, "step": self.step,
-                 "guard_events": self.guard_events, "provenance": provenance.for_training(self),
+                 "guard_events": self.guard.events, "provenance": provenance.for_training(self),
                  "effective": {"device": self.device.type, "world_size": self.world,
                                "distributed": distributed_backend(),
                                "precision": "bf16" if uses_bf16(self.train_cfg["precision"], self.device) else "fp32"},
@@ -593,8 +543,6 @@ class Trainer:
 
 def write_progress(progress: list[tuple[int, torch.Tensor]], out: Path, max_rows: int = 10) -> None:
     """One PNG: a row of fixed-input samples per snapshot, oldest at the top."""
-    from .sample import save_grid
-
     keep = np.unique(np.linspace(0, len(progress) - 1, min(max_rows, len(progress))).round().astype(int))
     rows = torch.cat([progress[i][1] for i in keep])
     save_grid(rows, out, PROGRESS_COLUMNS)

