@@ -125,7 +125,10 @@ def test_metadata_uses_medigans_fields_and_medgans_numbers(tiny_export):
     assert set(record["description"]) >= {"title", "trained_date", "provided_after_epoch", "version",
                                           "publication", "inputs", "comment"}
     block = record["medgan"]["metrics"]
-    assert block["diversity_ratio"] == [{k: metrics["diversity_ratio"][k] for k in export.SEED_FIELDS}]
+    entry = metrics["diversity_ratio"]
+    assert [run["value"] for run in block["diversity_ratio"]] == [s["value"] for s in entry["seeds"]]
+    assert [run["seed"] for run in block["diversity_ratio"]] == [s["seed"] for s in entry["seeds"]]
+    assert all(run["n_real"] == entry["n_real"] for run in block["diversity_ratio"])
     assert set(block) == {n for n, e in metrics.items() if "value" in e and not e.get("skipped")}
 
 
@@ -157,10 +160,12 @@ def test_model_card_has_mitchells_sections_and_the_metrics_files_numbers(tiny_ex
     assert "Not for diagnosis" in card
     metrics = json.loads(paths.path(paths.METRICS, experiment=EXPERIMENT).read_text())["metrics"]
     ratio = metrics["diversity_ratio"]
-    assert f"| diversity_ratio | {ratio['value']:.4g} [{ratio['ci_low']:.4g}, {ratio['ci_high']:.4g}]" in card
+    interval = f"[{ratio['ci_low']:.4g}, {ratio['ci_high']:.4g}]" if "ci_low" in ratio else "(no interval)"
+    assert f"| diversity_ratio | {ratio['value']:.4g} {interval}" in card
     floor = json.loads(paths.path(paths.BASELINE, dataset="tiny").read_text())["classes"]["tumour"]["metrics"]
     ratio = floor["diversity_ratio"]
-    assert f"| diversity_ratio | tumour | {ratio['value']:.4g} [{ratio['ci_low']:.4g}, {ratio['ci_high']:.4g}]" in card
+    interval = f"[{ratio['ci_low']:.4g}, {ratio['ci_high']:.4g}]" if "ci_low" in ratio else "(no interval)"
+    assert f"| diversity_ratio | tumour | {ratio['value']:.4g} {interval}" in card
     manifest = json.loads(json.dumps(export.training_data("tiny", config.load()["datasets"]["tiny"], ["tumour"])))
     train = manifest["splits"]["train"]
     assert f"| train | {train['patients']} | {train['slices']} |" in card
@@ -307,8 +312,8 @@ def test_export_refuses_a_variant_it_cannot_rebuild_and_replicates_it_does_not_h
                                      "tiny_ddpm": {"dataset": "tiny", "variant": "ddpm", "class": "tumour"}}}
     with pytest.raises(export.ExportError, match="ddpm"):
         export.export(config.validate(raw), "tiny_ddpm")
-    with pytest.raises(export.ExportError, match="replicate 2"):
-        export.model_file(EXPERIMENT, 2)
+    with pytest.raises(export.ExportError, match="--replicate 2 is not one of them"):
+        export.export(params, EXPERIMENT, replicate=2)
 
 
 def git(*args, cwd):
@@ -563,5 +568,5 @@ def test_the_packages_networks_are_medgans_bit_for_bit(variant, tmp_path):
 def test_export_of_an_untrained_experiment_names_the_missing_model(tiny_project, monkeypatch, capsys):
     monkeypatch.chdir(tiny_project)
     assert cli.main(["export", "tiny_dcgan_healthy"]) == 2
-    assert "results/models/tiny_dcgan_healthy.pt not found" in capsys.readouterr().err
+    assert "results/models/tiny_dcgan_healthy/r0.pt not found" in capsys.readouterr().err
     assert not paths.path(paths.EXPORT, experiment="tiny_dcgan_healthy").exists()

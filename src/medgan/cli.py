@@ -134,6 +134,7 @@ def run(args: argparse.Namespace) -> None:
         images = exported.generate(args.model, args.n, seed=args.seed, out=args.out, cls=args.cls,
                                    mask_dir=args.mask_dir)
         print(f"{args.out}: {len(images)} images from {args.model} (seed {args.seed})")
+        return
     if args.verb == "compare-metrics":  # reads only the two folders (the base's params may differ)
         from . import compare
 

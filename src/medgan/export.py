@@ -347,8 +347,11 @@ def card_rows(metrics: dict) -> list[dict]:
     for name in CARD_METRICS:
         runs = per_seed(metrics.get(name))
         if runs:
-            values = [r["value"] for r in runs]
-            rows.append({"name": name, "runs": runs, "spread": (min(values), max(values)) if len(values) > 1 else None})
+            values, entry = [r["value"] for r in runs], metrics[name]
+            several = len(values) > 1
+            rows.append({"name": name, "runs": runs, "spread": (min(values), max(values)) if several else None,
+                         "mean": entry["value"] if several else None,  # the aggregate's mean over seeds
+                         "mean_ci": (entry["ci_low"], entry["ci_high"]) if several and "ci_low" in entry else None})
     return rows
 
 
