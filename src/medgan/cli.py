@@ -21,9 +21,11 @@ VERBS = {
     "evaluate": "metrics of EXPERIMENT's samples against held-out real images",
     "baseline": "real-vs-real floor of DATASET: the metrics between two halves of its held-out images",
     "summarize": "all metrics in summary.csv; the headline table (one row per experiment and baseline) in "
-                 "summary.md; removes the results of experiments and datasets that params.yaml no longer has",
+                 "summary.md (the current params' experiments only; nothing is removed)",
     "turing": "visual Turing test page of EXPERIMENT (results/turing/EXPERIMENT/index.html, key.json beside it)",
     "turing-score": "score readers' answer CSVs of EXPERIMENT's Turing test (per reader, pooled, Fleiss' kappa)",
+    "clean": "list what no experiment or dataset of the current params produces (models, checkpoints, samples, "
+             "synthetic sets, Turing pages... of another configuration), with sizes; --yes removes it",
     "report": "one self-contained HTML page of every result (results/report.html)",
     "env": "print what made results here (versions, commit, device) and check it against the lock",
     "explore": "latent-space explorer of DATASET: real and generated images on an autoencoder's 2-D map, "
@@ -57,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
         if verb == "env":
             sub.add_argument("--json", action="store_true", help="print JSON (for machines)")
             sub.add_argument("--lock", metavar="FILE", help="lock file to check against (default: requirements/*.txt)")
+        if verb == "clean":
+            sub.add_argument("--yes", action="store_true",
+                             help="remove what is listed (a Turing folder with readers' answers is always kept)")
         if verb == "phantoms":
             sub.add_argument("--out", help="output folder (default: data/raw/NAME)")
         if verb == "train":
@@ -137,10 +142,12 @@ def run(args: argparse.Namespace) -> None:
     elif args.verb == "summarize":
         from . import summary
 
+        summary.summarize(params)
+    elif args.verb == "clean":
         from . import prune
 
-        summary.summarize(params)
-        prune.remove_stale(params)
+        entries = prune.clean(params, Path("."), remove=args.yes)
+        print(prune.clean_text(entries, Path("."), removed=args.yes))
     elif args.verb == "turing":
         from . import turing
 
