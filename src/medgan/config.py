@@ -139,6 +139,9 @@ def _dataset_problems(dataset: dict) -> list[tuple[str, str]]:
             example = [-100, 400] if key == "window" else [0, 4095]
             problems.append((key, f"{value}: low must be below high (e.g. {example})"))
     problems += _pattern_problems(dataset)
+    nonfinite = dataset.get("nonfinite") or {}
+    if nonfinite.get("action") == "replace" and "value" not in nonfinite:
+        problems.append(("nonfinite", "action 'replace' needs a `value` in stored units (e.g. -1024 for air in HU)"))
     folders = [str(dataset.get("folders", {}).get(c, c)) for c in dataset["classes"]] \
         if dataset["kind"] == "class_folders" and dataset.get("folders") else []
     shared = sorted({f for f in folders if folders.count(f) > 1})

@@ -13,7 +13,7 @@ import pandas as pd
 
 from .errors import DataError
 from .folders import case_from_stem, duplicate_stems, image_files, number_items, shard, unused_entries
-from .images import fit_to_size, read_gray
+from .images import fit_to_size, read_gray_counted
 from .split import SPLITS
 from .units import Record, Unit
 
@@ -129,7 +129,9 @@ def list_units(dataset: dict) -> tuple[list[Unit], list[str]]:
 
 def convert_unit(unit: Unit, dataset: dict):
     for item in unit.items:
-        pixels = fit_to_size(read_gray(Path(item["image"]), dataset.get("input_range")), dataset["image_size"],
-                             dataset.get("fit", "pad"))
-        row = {"case": item["case"], "source": item["image"], "slice_index": item["index"], "class": item["class"]}
+        gray, replaced = read_gray_counted(Path(item["image"]), dataset.get("input_range"),
+                                           nonfinite=dataset.get("nonfinite"))
+        pixels = fit_to_size(gray, dataset["image_size"], dataset.get("fit", "pad"))
+        row = {"case": item["case"], "source": item["image"], "slice_index": item["index"], "class": item["class"],
+               "nonfinite_replaced": replaced}
         yield Record(row, pixels, None, item.get("preset_split", ""))

@@ -10,7 +10,7 @@ import numpy as np
 
 from .errors import DataError
 from .folders import case_from_stem, duplicate_stems, image_files, number_items, shard, unused_entries
-from .images import fit_to_size, read_gray
+from .images import fit_to_size, read_gray, read_gray_counted
 from .units import Record, Unit
 
 CLASSES = ("healthy", "lesion")
@@ -51,7 +51,8 @@ def binarise(mask: np.ndarray) -> np.ndarray:
 def convert_unit(unit: Unit, dataset: dict):
     size, fit = dataset["image_size"], dataset.get("fit", "pad")
     for item in unit.items:
-        pixels = read_gray(Path(item["image"]), dataset.get("input_range"))
+        pixels, replaced = read_gray_counted(Path(item["image"]), dataset.get("input_range"),
+                                             nonfinite=dataset.get("nonfinite"))
         mask = binarise(read_gray(Path(item["mask"]), label=True))
         if pixels.shape != mask.shape:
             raise DataError(f"{item['mask']}: size {mask.shape[1]}×{mask.shape[0]} differs from its image's "
@@ -61,6 +62,6 @@ def convert_unit(unit: Unit, dataset: dict):
         if cls not in dataset["classes"]:
             continue
         row = {"case": item["case"], "source": item["image"], "slice_index": item["index"], "class": cls,
-               "lesion_pixels": lesion}
+               "lesion_pixels": lesion, "nonfinite_replaced": replaced}
         out_mask = fit_to_size(mask, size, fit, nearest=True) if dataset.get("write_masks") is not False else None
         yield Record(row, fit_to_size(pixels, size, fit), out_mask)

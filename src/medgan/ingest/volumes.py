@@ -19,7 +19,7 @@ from nibabel import orientations
 
 from .errors import DataError
 from .folders import glob_following_links
-from .images import fit_to_size, resample_to_spacing, safe_name, window_to_uint8
+from .images import finite, fit_to_size, resample_to_spacing, safe_name, window_to_uint8
 from .units import Record, Unit
 
 # Display (slice, row, column) = (inferior->superior, anterior->posterior, right->left):
@@ -170,6 +170,36 @@ def read_image(path: str | Path) -> sitk.Image:
     return image
 
 
+def _float_nifti(path: Path) -> bool:
+    if not path.name.lower().endswith((".nii", ".nii.gz")):
+        return False
+    try:
+        return np.dtype(nib.load(path).get_data_dtype()).kind == "f"
+    except (OSError, ValueError, nib.filebasedimages.ImageFileError):
+        return False
+
+
+def stored_values(path: Path, image: sitk.Image) -> np.ndarray:
+    """The (k, j, i) voxel array of `image` as the file stores it. SimpleITK's NIfTI reader
+    turns NaN and ±Inf into 0 without a word (SimpleITK 2.5, measured; MHA and NRRD keep them),
+    which would write them as water-grey pixels: for a float NIfTI file the non-finite voxels
+    are put back from nibabel's reading (one more read, float files only), so that the
+    dataset's `nonfinite` rule sees them."""
+    values = sitk.GetArrayViewFromImage(image)
+    if path.is_dir() or values.dtype.kind != "f" or not _float_nifti(path):
+        return values
+    stored = np.asanyarray(nib.load(path).dataobj)
+    stored = stored.reshape(stored.shape[:3]).T if stored.size == values.size else None
+    if stored is None or stored.shape != values.shape:
+        return values
+    bad = ~np.isfinite(stored)
+    if not bad.any():
+        return values
+    values = values.copy()
+    values[bad] = stored[bad]
+    return values
+
+
 def display_array(image: sitk.Image, array: np.ndarray | None = None) -> tuple[np.ndarray, tuple[float, float, float]]:
     """(slice, row, column) array in display orientation and its (x, y, z) spacing.
     Reorients with zero-copy numpy views (nibabel's orientation tools) instead of
@@ -245,6 +275,7 @@ def _float_labels(label: np.ndarray, path, round_labels: bool) -> np.ndarray:
 def check_label_values(label: np.ndarray, path, declared, round_labels: bool = False) -> np.ndarray:
     """Integer labels from the declared set, or a DataError. Returns an integer array."""
     if label.dtype.kind == "f":
+        finite(label, path, None, "label voxel")  # a label map with NaN/Inf is always refused
         label = _float_labels(label, path, round_labels)
     unexpected = sorted(set(present_values(label, declared)) - set(declared))
     if unexpected:
@@ -302,8 +333,9 @@ def convert_case(item: dict, dataset: dict):
     check_pair(image, label_image, image_path, label_path, dataset.get("affine_tolerance", 0.01))
     # Zero-copy views of SimpleITK's buffers: `image` and `label_image` outlive them (locals
     # of this generator); every array kept past it is a copy (hu[keep], masks, PNG pixels).
-    hu, spacing = display_array(image, sitk.GetArrayViewFromImage(image))
-    label_values = check_label_values(sitk.GetArrayViewFromImage(label_image), label_path,
+    stored, replaced = finite(stored_values(image_path, image), image_path, dataset.get("nonfinite"))
+    hu, spacing = display_array(image, stored)
+    label_values = check_label_values(stored_values(label_path, label_image), label_path,
                                       dataset.get("label_values", [0, 1, 2]), dataset.get("round_labels", False))
     label, _ = display_array(label_image, label_values)
     organ_labels, lesion_labels = dataset.get("organ_labels", [1, 2]), dataset.get("lesion_labels", [2])
@@ -343,7 +375,7 @@ def convert_case(item: dict, dataset: dict):
                "organ_pixels": int(organ[k]), "lesion_pixels": int(lesion[k]),
                "window_low": low, "window_high": high,
                "spacing_x": spacing[0], "spacing_y": spacing[1], "spacing_z": spacing[2],
-               "pixel_mm_x": pixel_mm[1], "pixel_mm_y": pixel_mm[0]}
+               "pixel_mm_x": pixel_mm[1], "pixel_mm_y": pixel_mm[0], "nonfinite_replaced": replaced}
         yield Record(row, slice_pixels, mask)
 
 
