@@ -104,3 +104,25 @@ experiments: {e: {dataset: d, variant: ddpm_mask}}
 """)
     params = config.validate(raw)  # cond_drop (ddpm_class only) must not leak into ddpm_mask
     assert "cond_drop" in params["variants"]["ddpm_class"] and "cond_drop" not in params["variants"]["ddpm_mask"]
+
+
+@pytest.mark.parametrize("section", ["datasets", "phantoms", "experiments"])
+@pytest.mark.parametrize("name", ["../x", "x/y", "-rf", "a b", "x;rm"])
+def test_names_that_would_escape_a_folder_or_split_a_command_are_refused(section, name):
+    raw = tiny_params()
+    entry = raw[section][next(iter(raw[section]))]
+    raw[section][name] = entry
+    with pytest.raises(config.ConfigError, match=rf"at '{section}'.*rename it"):
+        config.validate(raw)
+
+
+def test_a_dataset_named_dot_dot_is_refused_by_the_cli_before_anything_is_written(tmp_path, monkeypatch, capsys):
+    raw = tiny_params()
+    raw["datasets"]["../x"] = raw["datasets"].pop("tiny")
+    for exp in raw["experiments"].values():
+        exp["dataset"] = "../x"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["prepare", "../x"]) == 2
+    assert "'../x' does not match" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]

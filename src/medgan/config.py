@@ -55,6 +55,14 @@ def _key_path(error: jsonschema.ValidationError) -> str:
     return ".".join(str(p) for p in error.absolute_path) or "<top level>"
 
 
+def _hint(error: jsonschema.ValidationError) -> str:
+    """The fix for a bad experiment, dataset or phantom name (they become paths and command words)."""
+    if error.validator in ("pattern", "maxLength") and error.schema == load_schema()["$defs"]["name"]:
+        return (" — rename it: a name becomes a folder and a word in shell commands, so use letters, digits, "
+                "_ and - only, starting with a letter or digit")
+    return ""
+
+
 def _unshared(value):
     """A deep copy in which no two places share one object: filling defaults into a YAML anchor
     (`a: &x {...}`, `b: *x`) must not leak one entry's defaults into the other (deepcopy keeps
@@ -71,7 +79,7 @@ def validate(params: dict, source: str = DEFAULT_PARAMS) -> dict:
     params = _unshared(params)
     errors = sorted(_validator_filling_defaults()(load_schema()).iter_errors(params), key=str)
     if errors:
-        lines = [f"  - at '{_key_path(e)}': {e.message}" for e in errors]
+        lines = [f"  - at '{_key_path(e)}': {e.message}{_hint(e)}" for e in errors]
         raise ConfigError(f"{source} is invalid:\n" + "\n".join(lines))
     _check_references(params, source)
     return params
