@@ -217,3 +217,21 @@ def test_cuda_requested_without_a_gpu_is_a_user_error(monkeypatch):
     with pytest.raises(config.ConfigError, match="train.device is 'cuda'"):
         train.pick_device("cuda")
     assert train.pick_device("auto").type == "cpu"
+
+
+def test_evaluate_of_a_model_fetched_without_its_training_log(prepared, project):
+    """A model from a DVC remote or a colleague, alone: sampled and evaluated; the metrics JSON
+    says there is no training record instead of a FileNotFoundError traceback."""
+    import json
+
+    name = "tiny_dcgan_tumour"
+    prepared["evaluate"]["metrics"] = ["diversity"]
+    (project / "params.yaml").write_text(__import__("yaml").safe_dump(prepared))
+    assert cli.main(["train", name]) == 0
+    for produced in (paths.TRAIN_LOG, paths.PROGRESS):
+        paths.path(produced, experiment=name).unlink()
+    assert cli.main(["sample", name]) == 0
+    assert cli.main(["evaluate", name]) == 0
+    result = json.loads(paths.path(paths.METRICS, experiment=name).read_text())
+    assert result["training"]["record"].startswith("none: ") and result["training"]["guard"] == []
+    assert "value" in result["metrics"]["diversity_ratio"]

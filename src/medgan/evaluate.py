@@ -152,11 +152,23 @@ def evaluate(params: dict, name: str) -> dict:
 
 def training_signals(name: str) -> dict:
     """What the training log says about the run: the guard's flags (steps where mode collapse
-    was detected) and the last cross-sample spread (generated vs real, ~1 healthy, ~0 collapsed)."""
-    log = pd.read_csv(paths.path(paths.TRAIN_LOG, experiment=name), keep_default_na=False)
+    was detected) and the last cross-sample spread (generated vs real, ~1 healthy, ~0 collapsed).
+    A model fetched alone (a DVC remote, a colleague) has no log: the samples are still
+    evaluated and `record` says that the run's guard cannot be read back."""
+    path = paths.path(paths.TRAIN_LOG, experiment=name)
+    try:
+        log = pd.read_csv(path, keep_default_na=False)
+    except FileNotFoundError:
+        return {"record": f"none: {path} not found (a model without its training log), so the training "
+                          "guard's findings are unknown", "guard": [], "spread_last": None}
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        return {"record": f"unreadable: {path} ({str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}), "
+                          "so the training guard's findings are unknown", "guard": [], "spread_last": None}
     flagged = log[log["guard"] != ""] if "guard" in log else log.iloc[:0]
     spread = pd.to_numeric(log["spread"], errors="coerce") if "spread" in log else pd.Series(dtype=float)
-    return {"guard": [{"step": int(r.step), "flag": r.guard} for r in flagged.itertuples()],
+    steps = pd.to_numeric(flagged["step"], errors="coerce") if "step" in flagged else pd.Series(dtype=float)
+    return {"guard": [{"step": int(step) if pd.notna(step) else None, "flag": str(flag)}
+                      for step, flag in zip(steps, flagged.get("guard", []))],
             "spread_last": None if spread.dropna().empty else float(spread.dropna().iloc[-1])}
 
 
