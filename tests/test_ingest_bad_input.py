@@ -461,3 +461,31 @@ def test_decompression_bomb_mask_is_refused(tmp_path, raw_sets):
     mask = sorted((raw / "masks").iterdir())[0]
     _png_declaring(mask, 30000, 30000)
     fails_cleanly(tmp_path, "covid_lesion_pairs", raw, [mask.name, "decompression bomb"])
+
+
+# --- patients unknown ------------------------------------------------------------------------------
+
+def test_one_patient_per_file_fallback_is_said_in_the_output_prepare_json_and_the_report(tmp_path, raw_sets, capsys,
+                                                                                          monkeypatch):
+    import json
+
+    from medgan import report
+
+    out = tmp_path / "data" / "slices" / "x"
+    prepare.prepare_dataset("x", settings_for("brain_mri", raw_sets["brain_mri"]), out, seed=0)
+    assert "patients unknown: split by image" in capsys.readouterr().out
+    who = json.loads((out / "prepare.json").read_text())["patients"]
+    assert who["known"] is False and "one patient per file" in who["source"]
+    monkeypatch.chdir(tmp_path)
+    assert report.patients_note("x").startswith("patients unknown: split by image")
+
+    prepare.prepare_dataset("x", settings_for("covid_ct", raw_sets["covid_ct"]), out, seed=0)  # has its table
+    assert "patients unknown" not in capsys.readouterr().out
+    assert json.loads((out / "prepare.json").read_text())["patients"]["known"] is True
+    assert report.patients_note("x") == ""
+
+
+def test_check_data_notes_unknown_patients(tmp_path, raw_sets):
+    project = _project_with(tmp_path, raw_sets["brain_mri"], "brain_mri")
+    checked = subprocess.run(["medgan", "check-data", "bad"], cwd=project, env=run_env(), capture_output=True, text=True)
+    assert checked.returncode == 0 and "patients unknown: split by image" in checked.stdout, checked.stdout

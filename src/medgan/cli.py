@@ -112,12 +112,16 @@ def run(args: argparse.Namespace) -> None:
         run_prepare(args, params)
     elif args.verb == "check-data":
         from . import prepare
+        from .ingest.pipeline import adapter
 
         problems = prepare.check_dataset(args.target, config.dataset(params, args.target))
         if problems:
             raise prepare.DataError(f"dataset '{args.target}': {len(problems)} problem(s):\n"
                                     + "\n".join(f"  - {p}" for p in problems))
         print(f"dataset '{args.target}': no problem found")
+        who = adapter(config.dataset(params, args.target)).patients(config.dataset(params, args.target))
+        if not who["known"]:
+            print(f"note: {who['source']}")
     elif args.verb == "train":
         from . import train
 

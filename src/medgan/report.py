@@ -421,6 +421,17 @@ def turing_section(name: str) -> dict:
 # ---------------------------------------------------------------------------------------------
 # the page
 
+def patients_note(dataset: str) -> str:
+    """'patients unknown: split by image ...' when prepare could not tell patients apart ('' else)."""
+    import json
+
+    try:
+        who = json.loads((paths.path(paths.SLICES, dataset=dataset) / "prepare.json").read_text()).get("patients") or {}
+    except (OSError, ValueError):
+        return ""
+    return "" if who.get("known", True) else who.get("source", "patients unknown: split by image")
+
+
 def build(params: dict) -> Path:
     from tqdm import tqdm
 
@@ -436,7 +447,8 @@ def build(params: dict) -> Path:
         explore = Path(paths.EXPLORE.format(dataset=dataset))
         datasets.append({"name": dataset, "table": table, "answer": answer,
                          "explore": explore.relative_to(Path(paths.REPORT).parent).as_posix() if explore.exists() else None,
-                         "window": params["datasets"][dataset].get("window"), "experiments": sections})
+                         "window": params["datasets"][dataset].get("window"), "experiments": sections,
+                         "patients": patients_note(dataset)})
     page = render("report.html.j2", datasets=datasets, version=__version__, commit=git_commit(),
                   params_hash=params_hash(params), seed=params["seed"],
                   real_split=params["evaluate"]["real_split"])

@@ -16,6 +16,16 @@ from .units import Record, Unit
 CLASSES = ("healthy", "lesion")
 
 
+def patients(dataset: dict) -> dict:
+    """Where patient ids come from (prepare.json, the report): `case_regex`, else one per file."""
+    from .class_folders import UNKNOWN
+
+    if dataset.get("case_regex"):
+        return {"known": True, "source": f"case_regex {dataset['case_regex']!r} on the file name"}
+    return {"known": False, "source": f"{UNKNOWN} — one patient per file (no case_regex); images of one "
+                                      f"patient may sit in train and test: set `case_regex`"}
+
+
 def list_units(dataset: dict) -> tuple[list[Unit], list[str]]:
     raw = Path(dataset["raw"])
     if not raw.is_dir():

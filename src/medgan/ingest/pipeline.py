@@ -70,7 +70,10 @@ def prepare_dataset(name: str, dataset: dict, out: str | Path, seed: int,
             if not unit_is_current(unit, folder, dataset):
                 convert_unit(unit, dataset, folder)
             folders.append(folder)
-        return gather(name, dataset, folders, Path(out), seed, {"units": len(units)})
+        who = adapter(dataset).patients(dataset)
+        if not who["known"]:
+            print(f"WARNING dataset '{name}': {who['source']}")
+        return gather(name, dataset, folders, Path(out), seed, {"units": len(units), "patients": who})
 
 
 def check_dataset(name: str, dataset: dict) -> list[str]:

@@ -65,6 +65,10 @@ def _extension(name: str) -> str:
     return "".join(Path(name).suffixes[-2:]) if name.endswith(".gz") else Path(name).suffix
 
 
+def patients(dataset: dict) -> dict:
+    return {"known": True, "source": "one case (patient) per volume, from case_regex on its file name"}
+
+
 def list_units(dataset: dict) -> tuple[list[Unit], list[str]]:
     """One unit per case; problems (no match, missing label, duplicate ids) all at once."""
     raw = Path(dataset["raw"])
