@@ -103,3 +103,22 @@ def test_owner_is_read_from_any_pattern_shape(monkeypatch, project):
     _touch(project / "data/raw/old_dataset/volume-0.nii")  # raw data is never an output
     assert prune.unowned(params, project) == sorted(gone)
     assert all(p.exists() for p in keep)
+
+
+def test_checkpoints_of_other_params_are_set_aside_not_overwritten(prepared, project, capsys):
+    import torch
+
+    from medgan import modelio, train
+
+    train.train(prepared, DEMO)
+    folder = project / paths.path(paths.CHECKPOINTS, experiment=DEMO)
+    before = torch.load(folder / "last.pt", weights_only=True)["step"]
+    capsys.readouterr()
+    prepared["train"]["iterations"] = 9  # a longer budget: other params, a fresh run
+    train.train(prepared, DEMO)
+    out = capsys.readouterr().out
+    [kept] = list((folder / modelio.SET_ASIDE).iterdir())
+    assert f"kept in {kept.relative_to(project)}" in out and "starting over" in out
+    assert torch.load(kept / "last.pt", weights_only=True)["step"] == before == 6
+    assert torch.load(folder / "last.pt", weights_only=True)["step"] == 9
+    assert prune.unowned(prepared, project) == []  # kept with its experiment, not listed as stale

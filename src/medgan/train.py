@@ -502,12 +502,14 @@ class Trainer:
             return False
         state, path = found
         if state["fingerprint"] != self.fingerprint:
-            print(f"{path}: made with other params — starting over")
+            kept = modelio.set_aside_checkpoints(self.checkpoint.parent, f"params-{str(state['fingerprint'])[:12]}")
+            print(f"{path}: made with other params — kept in {kept}, starting over")
             return False
         misfit = modelio.misfit(state, {**self.family.networks, "G_ema": self.G_ema})
         if misfit:
+            kept = modelio.set_aside_checkpoints(self.checkpoint.parent, f"misfit-{str(state['fingerprint'])[:12]}")
             print(f"{path}: does not fit this experiment's networks ({misfit}; another medgan version?) "
-                  f"— starting over")
+                  f"— kept in {kept}, starting over")
             return False
         self.load_checkpoint(state)
         print(f"resuming {self.name} from step {self.step} ({path})")
