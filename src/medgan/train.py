@@ -496,18 +496,22 @@ class Trainer:
         self.spreads, self.in_collapse = state["spreads"], state["in_collapse"]
         self.collapse_run = state["collapse_run"]
 
+    def set_aside(self, label: str):
+        """Keep another run's checkpoints (moved by the writing process only, under DDP)."""
+        return modelio.set_aside_checkpoints(self.checkpoint.parent, label) if self.is_writer else "the writer's set-aside/"
+
     def try_resume(self) -> bool:
         found = modelio.load_checkpoint(self.checkpoint.parent, self.device)
         if found is None:
             return False
         state, path = found
         if state["fingerprint"] != self.fingerprint:
-            kept = modelio.set_aside_checkpoints(self.checkpoint.parent, f"params-{str(state['fingerprint'])[:12]}")
+            kept = self.set_aside(f"params-{str(state['fingerprint'])[:12]}")
             print(f"{path}: made with other params — kept in {kept}, starting over")
             return False
         misfit = modelio.misfit(state, {**self.family.networks, "G_ema": self.G_ema})
         if misfit:
-            kept = modelio.set_aside_checkpoints(self.checkpoint.parent, f"misfit-{str(state['fingerprint'])[:12]}")
+            kept = self.set_aside(f"misfit-{str(state['fingerprint'])[:12]}")
             print(f"{path}: does not fit this experiment's networks ({misfit}; another medgan version?) "
                   f"— kept in {kept}, starting over")
             return False
