@@ -187,7 +187,7 @@ def run_turing_score(args: argparse.Namespace, params: dict) -> None:
 
     config.experiment(params, args.target)
     files = [Path(f) for f in args.answers] or turing.answer_files(args.target)
-    result = turing.score(turing.load_key(args.target), files)
+    result = turing.score(turing.key_for(args.target, files), files)
     print(turing.score_text(result))
     if args.json:
         write_json(args.json, result)

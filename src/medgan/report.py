@@ -412,7 +412,7 @@ def turing_section(name: str) -> dict:
            "answers": paths.TURING_ANSWERS.format(experiment=name), "scores": None, "kappa": None}
     files = turing.answer_files(name)
     if out["link"] and files:
-        result = turing.score(turing.load_key(name), files)
+        result = turing.score(turing.key_for(name, files), files)
         out["scores"] = turing.score_table(result).to_dict("records")
         out["kappa"] = result["agreement"]
     return out
