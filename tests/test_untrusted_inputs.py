@@ -106,6 +106,8 @@ def _slices(tmp_path, n=4):
     (lambda m: m.drop(columns="split"), "['split'] missing"),
     (lambda m: m.assign(split=["train", "tset", "train", "test"]), "split 'tset'"),
     (lambda m: m.assign(path=["train/healthy/gone.png"] + list(m["path"][1:])), "gone.png is listed but missing"),
+    (lambda m: m.assign(path=["../../outside.png"] + list(m["path"][1:])), "outside.png: listed path outside"),
+    (lambda m: m.assign(path=["/etc/hostname"] + list(m["path"][1:])), "/etc/hostname: listed path outside"),
 ])
 def test_hand_edited_manifest_is_one_error_naming_the_problem(tmp_path, edit, says):
     folder = _slices(tmp_path)
@@ -235,3 +237,30 @@ def test_evaluate_of_a_model_fetched_without_its_training_log(prepared, project)
     result = json.loads(paths.path(paths.METRICS, experiment=name).read_text())
     assert result["training"]["record"].startswith("none: ") and result["training"]["guard"] == []
     assert "value" in result["metrics"]["diversity_ratio"]
+
+
+def test_samples_csv_listing_paths_outside_its_folder_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    folder = paths.path(paths.SAMPLES, experiment="e")
+    folder.mkdir(parents=True)
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "elsewhere.png")
+    rows = [{"path": p, "class": "healthy", "kind": "fake", "pair": ""} for p in ("../../../elsewhere.png",
+                                                                                   str(tmp_path / "elsewhere.png"))]
+    pd.DataFrame(rows).to_csv(folder / "samples.csv", index=False)
+    with pytest.raises(DataError, match=r"samples\.csv: 2 listed path\(s\) outside"):
+        evaluate.samples_with_files("e")
+
+
+@pytest.mark.parametrize("content", [b"not an image", "bomb"])
+def test_a_damaged_or_oversized_sample_image_is_named(tmp_path, content):
+    from medgan.errors import MedganError
+
+    path = tmp_path / "00000.png"
+    if content == "bomb":
+        from test_ingest_bad_input import _png_declaring
+
+        _png_declaring(path, 30000, 30000)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(MedganError, match=f"{path}: not a readable image"):
+        common.load_gray([str(path)], (8, 8))

@@ -75,6 +75,12 @@ def baseline_halves(params: dict, rows: pd.DataFrame, full: ImageSet) -> tuple[I
     return full.subset(np.flatnonzero(half == 0)), full.subset(np.flatnonzero(half == 1)), how
 
 
+def inside(folder: Path, relative: str) -> bool:
+    """A path listed in an index file (samples.csv, manifest.csv) stays inside its folder: an
+    absolute path or `..` would make a stage read (and show on the report) any file."""
+    return (Path(folder) / relative).resolve().is_relative_to(Path(folder).resolve())
+
+
 def samples_with_files(name: str) -> pd.DataFrame:
     """samples.csv (the samples contract), checked: columns present, every listed file there."""
     folder = paths.path(paths.SAMPLES, experiment=name)
@@ -86,9 +92,11 @@ def samples_with_files(name: str) -> pd.DataFrame:
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:
         raise DataError(f"{index_path}: not a readable CSV ({err}) — rerun `medgan sample {name}`") from None
     missing = [c for c in ("path", "class", "kind") if c not in index]
+    outside = [] if missing else [p for p in index["path"] if isinstance(p, str) and not inside(folder, p)]
     absent = [] if missing else [p for p in index["path"] if not isinstance(p, str) or not (folder / p).is_file()]
-    if missing or absent:
+    if missing or outside or absent:
         what = f"column(s) {missing} missing" if missing else \
+            f"{len(outside)} listed path(s) outside {folder} (e.g. {outside[0]})" if outside else \
             f"{len(absent)} listed file(s) missing (e.g. {folder / str(absent[0])})"
         raise DataError(f"{index_path}: {what} — rerun `medgan sample {name}`")
     return index.assign(file=[str(folder / p) for p in index["path"]])

@@ -115,7 +115,10 @@ def load_manifest(slices_dir: str | Path) -> pd.DataFrame:
     if "mask_path" in manifest:
         manifest["mask_path"] = manifest["mask_path"].fillna("")
     files = [p for p in manifest["path"].dropna()] + [p for p in manifest.get("mask_path", []) if p]
-    absent = [p for p in files if not (Path(slices_dir) / p).is_file()]
+    root = Path(slices_dir).resolve()
+    outside = [p for p in files if not (Path(slices_dir) / p).resolve().is_relative_to(root)]
+    problems += [f"{p}: listed path outside {slices_dir} (absolute or with ..)" for p in outside[:5]]
+    absent = [p for p in files if p not in outside and not (Path(slices_dir) / p).is_file()]
     problems += [f"{Path(slices_dir) / p} is listed but missing" for p in absent[:5]]
     if len(absent) > 5:
         problems.append(f"... and {len(absent) - 5} more listed files are missing")
