@@ -61,7 +61,11 @@ def render(template: str, **data) -> str:
 # small helpers
 
 def data_uri_of_file(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    try:
+        return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    except FileNotFoundError:
+        raise ReportError(f"{path} not found — the report shows it: run the stage that writes it (or fetch it "
+                          f"with the model: `dvc pull`)") from None
 
 
 def pixel_image(image: Path | np.ndarray, max_width: int) -> dict:
@@ -367,7 +371,15 @@ def pictures(name: str, paired: bool, grid: Path, held_out: pd.DataFrame, real: 
 
 
 def training(name: str) -> dict:
-    log = pd.read_csv(paths.path(paths.TRAIN_LOG, experiment=name))
+    path = paths.path(paths.TRAIN_LOG, experiment=name)
+    try:
+        log = pd.read_csv(path)
+    except FileNotFoundError:
+        raise ReportError(f"{path} not found — the report plots it: run `medgan train {name}`, or fetch the "
+                          f"log with the model (`dvc pull {path}`)") from None
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise ReportError(f"{path}: unreadable training log ({str(err).strip().splitlines()[0]}) — rerun "
+                          f"`medgan train {name}` or fetch it again") from None
     return {"curves": training_curves(log), "guard": guard_events(log),
             "diversity_column": "spread" if "spread" in log else "fake_std"}
 
