@@ -264,3 +264,24 @@ def test_a_damaged_or_oversized_sample_image_is_named(tmp_path, content):
         path.write_bytes(content)
     with pytest.raises(MedganError, match=f"{path}: not a readable image"):
         common.load_gray([str(path)], (8, 8))
+
+
+def test_phantoms_replace_only_a_folder_they_made(tmp_path, monkeypatch, capsys):
+    """data/raw/NAME holding a user's own files (copied there by hand) is never replaced by a
+    direct `medgan phantoms NAME`; the phantoms' own folder (marked) is."""
+    import yaml
+
+    from conftest import TINY
+    from medgan import phantoms
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(TINY))
+    raw = paths.path(paths.RAW, name="tiny")
+    raw.mkdir(parents=True)
+    (raw / "volume-0.nii").write_bytes(b"a patient")
+    assert cli.main(["phantoms", "tiny"]) == 2
+    assert "not made by `medgan phantoms`" in capsys.readouterr().err
+    assert (raw / "volume-0.nii").read_bytes() == b"a patient"
+    (raw / "volume-0.nii").unlink()
+    assert cli.main(["phantoms", "tiny"]) == 0 and (raw / phantoms.MARKER).is_file()
+    assert cli.main(["phantoms", "tiny"]) == 0  # its own output: regenerated

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -102,10 +103,13 @@ def run(args: argparse.Namespace) -> None:
         spec = params.get("phantoms", {}).get(args.target)
         if spec is None:
             raise config.ConfigError(f"no 'phantoms.{args.target}' entry in params.yaml")
-        if args.out and Path(args.out).exists() and any(Path(args.out).iterdir()):
-            raise config.ConfigError(f"--out {args.out} exists and is not empty: phantoms would replace it "
-                                     f"(real data?) — delete it yourself first or choose another folder")
-        phantoms.generate(spec["kind"], args.out or paths.path(paths.RAW, name=args.target), spec, params["seed"])
+        out = Path(args.out) if args.out else paths.path(paths.RAW, name=args.target)
+        if out.exists() and any(out.iterdir()) and (args.out or not (out / phantoms.MARKER).is_file()):
+            how = f"--out {out}" if args.out else f"{out} (no {phantoms.MARKER}: not made by `medgan phantoms`)"
+            raise config.ConfigError(f"{how} exists and is not empty: phantoms would replace it (real data?) — "
+                                     f"delete it yourself first, or point datasets.*.raw elsewhere / choose another folder")
+        phantoms.generate(spec["kind"], out, spec, params["seed"])
+        (out / phantoms.MARKER).write_text(json.dumps({"phantoms": args.target, **spec, "seed": params["seed"]}) + "\n")
     elif args.verb == "prepare":
         from . import prepare
 
