@@ -489,3 +489,10 @@ def test_check_data_notes_unknown_patients(tmp_path, raw_sets):
     project = _project_with(tmp_path, raw_sets["brain_mri"], "brain_mri")
     checked = subprocess.run(["medgan", "check-data", "bad"], cwd=project, env=run_env(), capture_output=True, text=True)
     assert checked.returncode == 0 and "patients unknown: split by image" in checked.stdout, checked.stdout
+
+
+def test_a_multi_page_tiff_is_refused_not_cut_to_its_first_page(tmp_path, raw_sets):
+    raw = copy_raw(raw_sets, "brain_mri", tmp_path)
+    pages = [Image.fromarray(np.full((32, 32), 40 * i, np.uint8)) for i in range(3)]
+    pages[0].save(raw / "yes" / "Y_stack.tif", save_all=True, append_images=pages[1:])
+    fails_cleanly(tmp_path, "brain_mri", raw, ["Y_stack.tif", "3 frames/pages"])
