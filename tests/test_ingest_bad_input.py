@@ -496,3 +496,25 @@ def test_a_multi_page_tiff_is_refused_not_cut_to_its_first_page(tmp_path, raw_se
     pages = [Image.fromarray(np.full((32, 32), 40 * i, np.uint8)) for i in range(3)]
     pages[0].save(raw / "yes" / "Y_stack.tif", save_all=True, append_images=pages[1:])
     fails_cleanly(tmp_path, "brain_mri", raw, ["Y_stack.tif", "3 frames/pages"])
+
+
+def test_nonfinite_voxels_of_an_mha_volume_are_refused(tmp_path, raw_sets):
+    """SimpleITK keeps NaN/Inf of MHA/NRRD (only its NIfTI reader zero-fills them): the same rule."""
+    import SimpleITK as sitk
+
+    raw = tmp_path / "mha"
+    raw.mkdir()
+    for case in (0, 1, 2):
+        image = sitk.Cast(sitk.ReadImage(str(raw_sets["lits"] / f"volume-{case}.nii.gz")), sitk.sitkFloat32)
+        if case == 1:
+            values = sitk.GetArrayFromImage(image)
+            values[0] = np.nan
+            planted = sitk.GetImageFromArray(values)
+            planted.CopyInformation(image)
+            image = planted
+        sitk.WriteImage(image, str(raw / f"volume-{case}.mha"))
+        sitk.WriteImage(sitk.ReadImage(str(raw_sets["lits"] / f"segmentation-{case}.nii.gz")),
+                        str(raw / f"segmentation-{case}.mha"))
+    custom = {"layout": "custom", "images": "volume-*.mha", "case_regex": r"^volume-(\d+)\.mha$",
+              "labels": "{dir}/segmentation-{case}.mha"}
+    fails_cleanly(tmp_path, "lits", raw, ["volume-1.mha", "non-finite voxel"], **custom)
