@@ -31,8 +31,8 @@ NEVER = {paths.RAW}  # raw data as downloaded: a person's, never an output
 
 @dataclass(frozen=True)
 class Owned:
-    """A pattern cut at its owner's segment: `prefix` (a path pattern), and whether the owner's
-    segment is the last one (a file or folder named after the owner) or a folder above more."""
+    """A pattern cut after the path segment holding its owner's placeholder: what it matches
+    (a file like results/grids/X.png, or a folder like results/checkpoints/X/) belongs to X."""
     owner: str
     prefix: str
 
@@ -99,12 +99,12 @@ def readers_answers(path: Path) -> list[Path]:
     return sorted(p for p in path.rglob("*.csv") if "answers" in p.relative_to(path).parts)
 
 
-def human(size: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
+def human(size: float) -> str:
+    for unit in ("B", "KB", "MB"):
+        if size < 1000:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1000
-    return f"{size} B"
+    return f"{size:.1f} GB"
 
 
 def clean(params: dict, root: Path = Path("."), remove: bool = False) -> list[dict]:
