@@ -518,3 +518,13 @@ def test_nonfinite_voxels_of_an_mha_volume_are_refused(tmp_path, raw_sets):
     custom = {"layout": "custom", "images": "volume-*.mha", "case_regex": r"^volume-(\d+)\.mha$",
               "labels": "{dir}/segmentation-{case}.mha"}
     fails_cleanly(tmp_path, "lits", raw, ["volume-1.mha", "non-finite voxel"], **custom)
+
+
+def test_a_volume_header_declaring_billions_of_voxels_is_refused_before_reading(tmp_path, raw_sets):
+    raw = copy_raw(raw_sets, "lits", tmp_path)
+    (raw / "volume-9.mha").write_bytes(b"ObjectType = Image\nNDims = 3\nDimSize = 100000 100000 1000\n"
+                                       b"ElementType = MET_SHORT\nElementDataFile = LOCAL\n" + b"\x00" * 64)
+    (raw / "segmentation-9.mha").write_bytes((raw / "volume-9.mha").read_bytes())
+    custom = {"layout": "custom", "images": "volume-*", "case_regex": r"^volume-(\d+)\.(?:nii\.gz|mha)$",
+              "labels": "{dir}/segmentation-{case}{ext}"}
+    fails_cleanly(tmp_path, "lits", raw, ["volume-9.mha", "1e+13", "crafted header"], **custom)

@@ -146,6 +146,22 @@ def check_complete(path: Path) -> None:
         raise DataError(f"{path}: truncated ({actual} of {expected} bytes) — re-download it")
 
 
+MAX_VOXELS = 2**31  # 2.1 G voxels: a 1024×1024×2048 volume, beyond any CT or MR case
+
+
+def check_declared_size(path: Path) -> None:
+    """Refuse a volume whose header declares more voxels than any scan has (a damaged or crafted
+    header): SimpleITK would try to allocate it all (a "decompression bomb" of volumes). Reads
+    the header only. NIfTI is already checked against the file's length (check_complete)."""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    reader.ReadImageInformation()
+    voxels = int(np.prod(reader.GetSize(), dtype=np.float64)) * reader.GetNumberOfComponents()
+    if voxels > MAX_VOXELS:
+        raise DataError(f"{path}: declares {' × '.join(map(str, reader.GetSize()))} voxels ({voxels:.3g}), more than "
+                        f"any scan has (limit {MAX_VOXELS:.3g}) — a damaged or crafted header: re-export or delete it")
+
+
 def read_image(path: str | Path) -> sitk.Image:
     """A 3-D volume from a file SimpleITK reads, or from a folder holding one DICOM series."""
     path = Path(path)
@@ -163,6 +179,7 @@ def read_image(path: str | Path) -> sitk.Image:
             image = reader.Execute()
         else:
             check_complete(path)
+            check_declared_size(path)
             image = sitk.ReadImage(str(path))
     except RuntimeError as err:
         raise DataError(f"{path}: cannot be read ({str(err).strip().splitlines()[-1]}) — "
