@@ -126,3 +126,14 @@ def test_a_dataset_named_dot_dot_is_refused_by_the_cli_before_anything_is_writte
     assert cli.main(["prepare", "../x"]) == 2
     assert "'../x' does not match" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+
+
+@pytest.mark.parametrize("where, value", [
+    (("datasets", "tiny", "image_size"), [64000, 64]),  # a typo for 64: a 4-GB slice
+    (("phantoms", "tiny", "shape"), [64, 64, 20000]),
+])
+def test_sizes_beyond_any_scan_are_refused_before_anything_allocates(where, value):
+    raw = tiny_params()
+    raw[where[0]][where[1]][where[2]] = value
+    with pytest.raises(config.ConfigError, match=rf"at '{'.'.join(where)}\.\d'.*maximum"):
+        config.validate(raw)
