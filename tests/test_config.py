@@ -137,3 +137,17 @@ def test_sizes_beyond_any_scan_are_refused_before_anything_allocates(where, valu
     raw[where[0]][where[1]][where[2]] = value
     with pytest.raises(config.ConfigError, match=rf"at '{'.'.join(where)}\.\d'.*maximum"):
         config.validate(raw)
+
+
+@pytest.mark.parametrize("make, says", [
+    (lambda p: p.mkdir(), "is a folder, not a file"),
+    (lambda p: p.write_bytes(b"\xff\xfe\x00binary"), "cannot be read as text"),
+])
+def test_params_env_var_pointing_at_a_folder_or_binary_is_one_clear_error(tmp_path, monkeypatch, capsys, make, says):
+    target = tmp_path / "p.yaml"
+    make(target)
+    monkeypatch.setenv(config.PARAMS_ENV, str(target))
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["summarize"]) == 2
+    err = capsys.readouterr().err
+    assert says in err and f"${config.PARAMS_ENV}" in err

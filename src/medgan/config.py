@@ -199,12 +199,16 @@ def params_path(path: str | os.PathLike | None = None) -> Path:
 def load(path: str | os.PathLike | None = None) -> dict:
     """Read, validate and default-fill params.yaml (or `$MEDGAN_PARAMS`, or `path`)."""
     path = params_path(path)
-    if not path.exists():
-        raise ConfigError(f"{path} not found: run from the project root or pass --params FILE")
+    origin = f" (from ${PARAMS_ENV})" if os.environ.get(PARAMS_ENV) and str(path) == os.environ[PARAMS_ENV] else ""
+    if not path.is_file():
+        what = "is a folder, not a file" if path.is_dir() else "not found"
+        raise ConfigError(f"{path}{origin} {what}: run from the project root or pass --params FILE")
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise ConfigError(f"{path} is not valid YAML: {err}") from err
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}{origin}: cannot be read as text ({err}) — pass a YAML params file") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path} must hold a mapping of settings, got {type(raw).__name__}")
     return validate(raw, str(path))
