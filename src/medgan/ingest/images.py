@@ -88,8 +88,8 @@ def read_gray_counted(path: Path, input_range=None, label: bool = False,
     """read_gray, and how many non-finite pixels the dataset's `nonfinite` rule replaced."""
     try:
         with _open_checked(path) as image:
-            frames = getattr(image, "n_frames", 1)
-            if frames > 1:  # Pillow would read the first page and drop the others without a word
+            frames = getattr(image, "n_frames", 1) if image.format != "MPO" else 1  # MPO: a camera JPEG + previews
+            if frames > 1:  # a TIFF stack, an animated PNG: Pillow would read the first page and drop the others
                 raise DataError(f"{path}: holds {frames} frames/pages (a stack?), not one slice — export one "
                                 f"slice per file, or give a volume format (NIfTI, NRRD, DICOM) to kind: volumes")
             image.load()
