@@ -95,11 +95,16 @@ def test_owner_is_read_from_any_pattern_shape(monkeypatch, project):
     the owner with a suffix field are matched the same way: a folder or file per owner."""
     monkeypatch.setattr(paths, "MODEL", "results/models/{experiment}/r{replicate}.pt")
     monkeypatch.setattr(paths, "GRID", "results/grids/{experiment}_r{replicate}.png")
+    monkeypatch.setattr(paths, "METRICS_REPLICATE", "results/metrics/experiments/{experiment}/r{replicate}.json",
+                        raising=False)  # beside the aggregate results/metrics/experiments/{experiment}.json
     params = {"experiments": {"a_r": {}, "b": {}}, "datasets": {"d": {}}}
     keep = [_touch(project / "results/models/b/r0.pt"), _touch(project / "results/grids/a_r_r1.png"),
-            _touch(project / "results/grids/b_r0.png")]
+            _touch(project / "results/grids/b_r0.png"), _touch(project / "results/metrics/experiments/b.json"),
+            _touch(project / "results/metrics/experiments/b/r1.json")]
     gone = [_touch(project / "results/models/old/r0.pt").parent, _touch(project / "results/grids/old_r2.png"),
-            _touch(project / "data/slices/old_dataset/manifest.csv").parent]
+            _touch(project / "data/slices/old_dataset/manifest.csv").parent,
+            _touch(project / "results/metrics/experiments/old/r0.json").parent,
+            _touch(project / "results/metrics/experiments/old.json")]
     _touch(project / "data/raw/old_dataset/volume-0.nii")  # raw data is never an output
     assert prune.unowned(params, project) == sorted(gone)
     assert all(p.exists() for p in keep)

@@ -73,16 +73,19 @@ def _candidates(root: Path, owned: Owned) -> list[Path]:
 
 def unowned(params: dict, root: Path = Path(".")) -> list[Path]:
     """Files and folders under results/ and data/ that a pattern gives to an experiment or
-    dataset the current params do not have (outermost only: a folder, not its contents)."""
+    dataset the current params do not have (outermost only: a folder, not its contents). A path
+    that any pattern gives to a current experiment or dataset is kept (results/metrics/x.json can
+    be both an old name's folder-level entry and a current experiment's file)."""
     current = {"experiment": set(params["experiments"]), "dataset": set(params["datasets"])}
-    found: set[Path] = set()
-    for owned in owned_patterns():
-        any_name = owned.regex(r"[^/]+?")
-        current_names = owned.regex("|".join(re.escape(n) for n in sorted(current[owned.owner])) or r"(?!)")
-        for path in _candidates(root, owned):
-            rel = path.relative_to(root).as_posix()
-            if any_name.match(rel) and not current_names.match(rel):
-                found.add(path)
+    owned = owned_patterns()
+    anyone = [o.regex(r"[^/]+?") for o in owned]
+    ours = [o.regex("|".join(re.escape(n) for n in sorted(current[o.owner])) or r"(?!)") for o in owned]
+    candidates = {path for o in owned for path in _candidates(root, o)}
+    found = set()
+    for path in candidates:
+        rel = path.relative_to(root).as_posix()
+        if any(r.match(rel) for r in anyone) and not any(r.match(rel) for r in ours):
+            found.add(path)
     return sorted(p for p in found if not any(parent in found for parent in p.parents))
 
 
