@@ -127,3 +127,23 @@ def test_checkpoints_of_other_params_are_set_aside_not_overwritten(prepared, pro
     assert torch.load(kept / "last.pt", weights_only=True)["step"] == before == 6
     assert torch.load(folder / "last.pt", weights_only=True)["step"] == 9
     assert prune.unowned(prepared, project) == []  # kept with its experiment, not listed as stale
+
+
+def test_evaluate_refuses_held_out_patients_the_model_was_trained_on(prepared, project, capsys):
+    """prepare ran again with another split after training (by hand, out of order): the model's
+    recorded training patients now sit in the held-out split, and its scores would be inflated."""
+    import pandas as pd
+
+    prepared["evaluate"]["metrics"] = ["diversity"]
+    (project / "params.yaml").write_text(yaml.safe_dump(prepared))
+    for verb in ("train", "sample"):
+        _run(verb, DEMO)
+    manifest_path = project / paths.path(paths.SLICES, dataset="tiny") / "manifest.csv"
+    manifest = pd.read_csv(manifest_path, dtype={"case": str})
+    moved = sorted(set(manifest.loc[(manifest["split"] == "train") & (manifest["class"] == "tumour"), "case"]))[0]
+    manifest.loc[manifest["case"] == moved, "split"] = "test"  # what another split's prepare would do
+    manifest.to_csv(manifest_path, index=False)
+    capsys.readouterr()
+    assert cli.main(["evaluate", DEMO]) == 2
+    err = capsys.readouterr().err
+    assert f"e.g. {moved}" in err and "retrain" in err

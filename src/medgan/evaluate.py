@@ -153,9 +153,25 @@ def evaluate(params: dict, name: str) -> dict:
     settings = paths.path(paths.SAMPLES, experiment=name) / "settings.json"
     if settings.exists():  # what the model was trained and sampled with (effective values)
         results["settings"] = read_json(settings, f"rerun `medgan sample {name}`")
+        trained_on = results["settings"].pop("train_cases", None)
+        check_held_out_unseen(name, dataset, trained_on, real_rows(params, dataset, manifest, split, cls))
     write_closest_pairs(inp, paths.path(paths.CLOSEST_PAIRS, experiment=name))
     return write_metrics(paths.path(paths.METRICS, experiment=name), results, params, "evaluate", name,
                          training=provenance.of_samples(paths.path(paths.SAMPLES, experiment=name)))
+
+
+def check_held_out_unseen(name: str, dataset: str, trained_on: list[str] | None, held_out: pd.DataFrame) -> None:
+    """Refuse to score a model against held-out patients it was trained on: data/slices was
+    prepared again with another split (other seed or ratios, new files) after training, and the
+    stages were run by hand out of order (Snakemake and DVC retrain when the slices change)."""
+    if trained_on is None:  # a model written before the training cases were recorded
+        return
+    seen = sorted(set(held_out["case"].astype(str)) & set(map(str, trained_on)))
+    if seen:
+        raise DataError(f"{paths.path(paths.SLICES, dataset=dataset)}: {len(seen)} held-out patient(s) (e.g. "
+                        f"{', '.join(seen[:3])}) were in the training split of {name}'s model — the slices were "
+                        f"prepared again with another split since it was trained: retrain (`medgan train {name}`, "
+                        f"then `medgan sample {name}`), or restore the slices it was trained on")
 
 
 def training_signals(name: str) -> dict:
