@@ -129,6 +129,12 @@ def test_checkpoints_of_other_params_are_set_aside_not_overwritten(prepared, pro
     assert prune.unowned(prepared, project) == []  # kept with its experiment, not listed as stale
 
 
+def torch_load(path):
+    import torch
+
+    return torch.load(path, weights_only=True)
+
+
 def test_evaluate_refuses_held_out_patients_the_model_was_trained_on(prepared, project, capsys):
     """prepare ran again with another split after training (by hand, out of order): the model's
     recorded training patients now sit in the held-out split, and its scores would be inflated."""
@@ -147,3 +153,6 @@ def test_evaluate_refuses_held_out_patients_the_model_was_trained_on(prepared, p
     assert cli.main(["evaluate", DEMO]) == 2
     err = capsys.readouterr().err
     assert f"e.g. {moved}" in err and "retrain" in err
+    model = torch_load(project / paths.path(paths.MODEL, experiment=DEMO))
+    hashes = model["train_case_hashes"]  # a shared model does not list patient ids
+    assert moved not in hashes and all(len(h) == 16 and int(h, 16) >= 0 for h in hashes)

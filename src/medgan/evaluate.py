@@ -153,7 +153,7 @@ def evaluate(params: dict, name: str) -> dict:
     settings = paths.path(paths.SAMPLES, experiment=name) / "settings.json"
     if settings.exists():  # what the model was trained and sampled with (effective values)
         results["settings"] = read_json(settings, f"rerun `medgan sample {name}`")
-        trained_on = results["settings"].pop("train_cases", None)
+        trained_on = results["settings"].pop("train_case_hashes", None)
         check_held_out_unseen(name, dataset, trained_on, real_rows(params, dataset, manifest, split, cls))
     write_closest_pairs(inp, paths.path(paths.CLOSEST_PAIRS, experiment=name))
     return write_metrics(paths.path(paths.METRICS, experiment=name), results, params, "evaluate", name,
@@ -166,7 +166,8 @@ def check_held_out_unseen(name: str, dataset: str, trained_on: list[str] | None,
     stages were run by hand out of order (Snakemake and DVC retrain when the slices change)."""
     if trained_on is None:  # a model written before the training cases were recorded
         return
-    seen = sorted(set(held_out["case"].astype(str)) & set(map(str, trained_on)))
+    trained_on = set(trained_on)
+    seen = sorted(c for c in set(held_out["case"].astype(str)) if provenance.case_hashes([c])[0] in trained_on)
     if seen:
         raise DataError(f"{paths.path(paths.SLICES, dataset=dataset)}: {len(seen)} held-out patient(s) (e.g. "
                         f"{', '.join(seen[:3])}) were in the training split of {name}'s model — the slices were "

@@ -131,7 +131,7 @@ class TrainingData:
         if rows.empty:
             raise config.ConfigError(f"{slices}/manifest.csv has no {self.classes} images in split "
                                      f"'{split}' — check the dataset's classes or its split ratios")
-        self.cases = sorted(set(rows["case"].astype(str)))  # recorded in the model: evaluate checks the split
+        self.case_hashes = provenance.case_hashes(rows["case"])  # in the model: evaluate checks the split
         size = settings["image_size"]
         images = torch.from_numpy(load_images(slices, rows)).unsqueeze(1)
         self.images = _resized(images, size, "bilinear").to(device)
@@ -571,7 +571,7 @@ class Trainer:
                  "image_size": self.settings["image_size"], "classes": self.settings["classes"],
                  "labels": self.settings.get("labels"), "train": self.train_cfg, "step": self.step,
                  "guard_events": self.guard_events, "provenance": provenance.for_training(self),
-                 "train_cases": self.data.cases,
+                 "train_case_hashes": self.data.case_hashes,
                  "effective": {"device": self.device.type, "world_size": self.world,
                                "precision": "bf16" if uses_bf16(self.train_cfg["precision"], self.device) else "fp32"},
                  "G": {k: v.cpu() for k, v in G.state_dict().items()}}
