@@ -129,7 +129,7 @@ def test_a_dataset_named_dot_dot_is_refused_by_the_cli_before_anything_is_writte
 
 
 @pytest.mark.parametrize("where, value", [
-    (("datasets", "tiny", "image_size"), [64000, 64]),  # a typo for 64: a 4-GB slice
+    (("datasets", "tiny", "image_size"), [64000, 64000]),  # a typo for 64: a 4-GB 8-bit slice
     (("phantoms", "tiny", "shape"), [64, 64, 20000]),
 ])
 def test_sizes_beyond_any_scan_are_refused_before_anything_allocates(where, value):
