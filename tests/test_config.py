@@ -104,3 +104,50 @@ experiments: {e: {dataset: d, variant: ddpm_mask}}
 """)
     params = config.validate(raw)  # cond_drop (ddpm_class only) must not leak into ddpm_mask
     assert "cond_drop" in params["variants"]["ddpm_class"] and "cond_drop" not in params["variants"]["ddpm_mask"]
+
+
+@pytest.mark.parametrize("section", ["datasets", "phantoms", "experiments"])
+@pytest.mark.parametrize("name", ["../x", "x/y", "-rf", "a b", "x;rm"])
+def test_names_that_would_escape_a_folder_or_split_a_command_are_refused(section, name):
+    raw = tiny_params()
+    entry = raw[section][next(iter(raw[section]))]
+    raw[section][name] = entry
+    with pytest.raises(config.ConfigError, match=rf"at '{section}'.*rename it"):
+        config.validate(raw)
+
+
+def test_a_dataset_named_dot_dot_is_refused_by_the_cli_before_anything_is_written(tmp_path, monkeypatch, capsys):
+    raw = tiny_params()
+    raw["datasets"]["../x"] = raw["datasets"].pop("tiny")
+    for exp in raw["experiments"].values():
+        exp["dataset"] = "../x"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["prepare", "../x"]) == 2
+    assert "'../x' does not match" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+
+
+@pytest.mark.parametrize("where, value", [
+    (("datasets", "tiny", "image_size"), [64000, 64000]),  # a typo for 64: a 4-GB 8-bit slice
+    (("phantoms", "tiny", "shape"), [64, 64, 20000]),
+])
+def test_sizes_beyond_any_scan_are_refused_before_anything_allocates(where, value):
+    raw = tiny_params()
+    raw[where[0]][where[1]][where[2]] = value
+    with pytest.raises(config.ConfigError, match=rf"at '{'.'.join(where)}\.\d'.*maximum"):
+        config.validate(raw)
+
+
+@pytest.mark.parametrize("make, says", [
+    (lambda p: p.mkdir(), "is a folder, not a file"),
+    (lambda p: p.write_bytes(b"\xff\xfe\x00binary"), "cannot be read as text"),
+])
+def test_params_env_var_pointing_at_a_folder_or_binary_is_one_clear_error(tmp_path, monkeypatch, capsys, make, says):
+    target = tmp_path / "p.yaml"
+    make(target)
+    monkeypatch.setenv(config.PARAMS_ENV, str(target))
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["summarize"]) == 2
+    err = capsys.readouterr().err
+    assert says in err and f"${config.PARAMS_ENV}" in err

@@ -346,3 +346,185 @@ def test_one_folder_for_two_classes_or_masks_in_the_image_folder_is_refused(tmp_
         settings_for("covid_ct", tmp_path, folders={"covid": "CT", "noncovid": "CT"})
     with pytest.raises(config.ConfigError, match=r"datasets\.d\.masks_dir.*own mask"):
         settings_for("covid_lesion_pairs", tmp_path, images_dir="png", masks_dir="png")
+
+
+# --- non-finite voxels and pixels (NaN, ±Inf) ----------------------------------------------------
+
+def _plant_nonfinite_volume(raw, case=1):
+    path = raw / f"volume-{case}.nii.gz"
+    data = np.asanyarray(nib.load(path).dataobj).astype(np.float32)
+    data[:3, :, :] = np.nan  # outside the field of view, as some exports write it
+    data[-1, :2, :] = np.inf
+    data[-1, 2:4, :] = -np.inf
+    _resave(path, data, dtype=np.float32)
+    return path, int((~np.isfinite(data)).sum())
+
+
+def test_nonfinite_voxels_are_refused_with_the_file_and_the_count(tmp_path, raw_sets):
+    raw = copy_raw(raw_sets, "lits", tmp_path)
+    path, count = _plant_nonfinite_volume(raw)
+    message = fails_cleanly(tmp_path, "lits", raw, ["volume-1.nii.gz", f"{count} non-finite"])
+    assert "NaN" in message and "+Inf" in message and "-Inf" in message and "nonfinite" in message
+
+
+def test_nonfinite_voxels_replaced_when_declared_are_counted_in_prepare_json(tmp_path, raw_sets, capsys):
+    import json
+
+    raw = copy_raw(raw_sets, "lits", tmp_path)
+    path, count = _plant_nonfinite_volume(raw)
+    out = tmp_path / "slices"
+    settings = settings_for("lits", raw, nonfinite={"action": "replace", "value": -1024})
+    manifest = prepare.prepare_dataset("x", settings, out, seed=0)
+    recorded = json.loads((out / "prepare.json").read_text())["nonfinite"]
+    assert recorded["action"] == "replace" and recorded["value"] == -1024
+    assert recorded["files"] == {str(path): count} and recorded["replaced"] == count
+    assert "volume-1.nii.gz" in capsys.readouterr().out  # a warning line names the file
+    # replaced by air (-1024 HU, below the window): black, never an arbitrary grey level
+    rows = manifest[manifest["source"] == str(path)]
+    pixels = np.stack([np.asarray(Image.open(out / p)) for p in rows["path"]])
+    assert len(rows) and pixels.min() == 0
+
+
+def test_replace_without_a_value_is_a_config_error(tmp_path):
+    with pytest.raises(config.ConfigError, match=r"datasets\.d\.nonfinite.*value"):
+        settings_for("lits", tmp_path, nonfinite={"action": "replace"})
+
+
+def test_label_map_with_nan_is_always_refused(tmp_path, raw_sets):
+    raw = copy_raw(raw_sets, "lits", tmp_path)
+    path = raw / "segmentation-2.nii.gz"
+    labels = np.asanyarray(nib.load(path).dataobj).astype(np.float32)
+    labels[0, 0, :] = np.nan
+    _resave(path, labels, dtype=np.float32)
+    fails_cleanly(tmp_path, "lits", raw, ["segmentation-2.nii.gz", f"{labels.shape[2]} non-finite label"],
+                  nonfinite={"action": "replace", "value": -1024})
+
+
+def test_float_image_with_nan_is_refused_or_replaced(tmp_path, raw_sets):
+    raw = copy_raw(raw_sets, "brain_mri", tmp_path)
+    values = np.random.default_rng(0).random((32, 32), np.float32)
+    values[:4, :] = np.nan
+    values[4, :3] = np.inf
+    Image.fromarray(values).save(raw / "yes" / "Y_nan.tif")
+    fails_cleanly(tmp_path, "brain_mri", raw, ["Y_nan.tif", "131 non-finite pixel"], input_range=[0, 1])
+    settings = settings_for("brain_mri", raw, input_range=[0, 1], nonfinite={"action": "replace", "value": 0})
+    prepare.prepare_dataset("x", settings, tmp_path / "s", seed=0)
+    import json
+
+    recorded = json.loads((tmp_path / "s" / "prepare.json").read_text())["nonfinite"]
+    assert recorded["files"] == {str(raw / "yes" / "Y_nan.tif"): 131}
+
+
+def test_check_data_and_prepare_cli_name_nonfinite_voxels(tmp_path, raw_sets):
+    raw = copy_raw(raw_sets, "lits", tmp_path)
+    _plant_nonfinite_volume(raw, case=3)
+    project = _project_with(tmp_path, raw, "lits")
+    for verb in ("check-data", "prepare"):
+        done = subprocess.run(["medgan", verb, "bad"], cwd=project, env=run_env(), capture_output=True, text=True)
+        assert done.returncode == 2 and "volume-3.nii.gz" in done.stderr and "non-finite" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
+    assert not (project / "data" / "slices" / "bad").exists()
+
+
+# --- decompression bombs ------------------------------------------------------------------------
+
+def _png_declaring(path: Path, width: int, height: int) -> Path:
+    """A few-hundred-byte PNG whose header declares width × height gray pixels (the data is a
+    stub): what a crafted or broken file looks like to Pillow."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+                     + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.mark.parametrize("side", [30000, 10000])  # above 2x Pillow's limit (its error); between 1x and 2x (a warning)
+def test_decompression_bomb_png_is_one_clear_error_in_check_data_and_prepare(tmp_path, raw_sets, side):
+    raw = copy_raw(raw_sets, "covid_ct", tmp_path)
+    _png_declaring(raw / "CT_COVID" / "bomb.png", side, side)
+    fails_cleanly(tmp_path, "covid_ct", raw, ["bomb.png", "decompression bomb"])
+    project = _project_with(tmp_path, raw, "covid_ct")
+    for verb in ("check-data", "prepare"):
+        done = subprocess.run(["medgan", verb, "bad"], cwd=project, env=run_env(), capture_output=True, text=True)
+        assert done.returncode == 2 and "bomb.png" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr and "decompression bomb" in done.stderr
+    assert not (project / "data" / "slices" / "bad").exists()
+
+
+def test_decompression_bomb_mask_is_refused(tmp_path, raw_sets):
+    raw = copy_raw(raw_sets, "covid_lesion_pairs", tmp_path)
+    mask = sorted((raw / "masks").iterdir())[0]
+    _png_declaring(mask, 30000, 30000)
+    fails_cleanly(tmp_path, "covid_lesion_pairs", raw, [mask.name, "decompression bomb"])
+
+
+# --- patients unknown ------------------------------------------------------------------------------
+
+def test_one_patient_per_file_fallback_is_said_in_the_output_prepare_json_and_the_report(tmp_path, raw_sets, capsys,
+                                                                                          monkeypatch):
+    import json
+
+    from medgan import report
+
+    out = tmp_path / "data" / "slices" / "x"
+    prepare.prepare_dataset("x", settings_for("brain_mri", raw_sets["brain_mri"]), out, seed=0)
+    assert "patients unknown: split by image" in capsys.readouterr().out
+    who = json.loads((out / "prepare.json").read_text())["patients"]
+    assert who["known"] is False and "one patient per file" in who["source"]
+    monkeypatch.chdir(tmp_path)
+    assert report.patients_note("x").startswith("patients unknown: split by image")
+
+    prepare.prepare_dataset("x", settings_for("covid_ct", raw_sets["covid_ct"]), out, seed=0)  # has its table
+    assert "patients unknown" not in capsys.readouterr().out
+    assert json.loads((out / "prepare.json").read_text())["patients"]["known"] is True
+    assert report.patients_note("x") == ""
+
+
+def test_check_data_notes_unknown_patients(tmp_path, raw_sets):
+    project = _project_with(tmp_path, raw_sets["brain_mri"], "brain_mri")
+    checked = subprocess.run(["medgan", "check-data", "bad"], cwd=project, env=run_env(), capture_output=True, text=True)
+    assert checked.returncode == 0 and "patients unknown: split by image" in checked.stdout, checked.stdout
+
+
+def test_a_multi_page_tiff_is_refused_not_cut_to_its_first_page(tmp_path, raw_sets):
+    raw = copy_raw(raw_sets, "brain_mri", tmp_path)
+    pages = [Image.fromarray(np.full((32, 32), 40 * i, np.uint8)) for i in range(3)]
+    pages[0].save(raw / "yes" / "Y_stack.tif", save_all=True, append_images=pages[1:])
+    fails_cleanly(tmp_path, "brain_mri", raw, ["Y_stack.tif", "3 frames/pages"])
+
+
+def test_nonfinite_voxels_of_an_mha_volume_are_refused(tmp_path, raw_sets):
+    """SimpleITK keeps NaN/Inf of MHA/NRRD (only its NIfTI reader zero-fills them): the same rule."""
+    import SimpleITK as sitk
+
+    raw = tmp_path / "mha"
+    raw.mkdir()
+    for case in (0, 1, 2):
+        image = sitk.Cast(sitk.ReadImage(str(raw_sets["lits"] / f"volume-{case}.nii.gz")), sitk.sitkFloat32)
+        if case == 1:
+            values = sitk.GetArrayFromImage(image)
+            values[0] = np.nan
+            planted = sitk.GetImageFromArray(values)
+            planted.CopyInformation(image)
+            image = planted
+        sitk.WriteImage(image, str(raw / f"volume-{case}.mha"))
+        sitk.WriteImage(sitk.ReadImage(str(raw_sets["lits"] / f"segmentation-{case}.nii.gz")),
+                        str(raw / f"segmentation-{case}.mha"))
+    custom = {"layout": "custom", "images": "volume-*.mha", "case_regex": r"^volume-(\d+)\.mha$",
+              "labels": "{dir}/segmentation-{case}.mha"}
+    fails_cleanly(tmp_path, "lits", raw, ["volume-1.mha", "non-finite voxel"], **custom)
+
+
+def test_a_volume_header_declaring_billions_of_voxels_is_refused_before_reading(tmp_path, raw_sets):
+    raw = copy_raw(raw_sets, "lits", tmp_path)
+    (raw / "volume-9.mha").write_bytes(b"ObjectType = Image\nNDims = 3\nDimSize = 100000 100000 1000\n"
+                                       b"ElementType = MET_SHORT\nElementDataFile = LOCAL\n" + b"\x00" * 64)
+    (raw / "segmentation-9.mha").write_bytes((raw / "volume-9.mha").read_bytes())
+    custom = {"layout": "custom", "images": "volume-*", "case_regex": r"^volume-(\d+)\.(?:nii\.gz|mha)$",
+              "labels": "{dir}/segmentation-{case}{ext}"}
+    fails_cleanly(tmp_path, "lits", raw, ["volume-9.mha", "1e+13", "crafted header"], **custom)

@@ -614,3 +614,60 @@ def test_real_vs_real_precision_and_recall_on_inception_features(project):
         assert metrics["prdc_precision"]["value"] >= 0.5 and metrics["prdc_recall"]["value"] >= 0.3, cls
         assert metrics["prdc_precision"]["features"] == "inception-2048"
         assert metrics["prdc_precision"]["inception_weights"]["file"] == "default_1.pt"
+
+
+def _frechet_by_scipy_sqrtm(a, b):
+    from scipy import linalg
+
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    root = linalg.sqrtm(cov_a @ cov_b).real
+    diff = a.mean(0) - b.mean(0)
+    return float(diff @ diff + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(root))
+
+
+def test_exact_forms_equal_scipy_sqrtm_on_a_well_conditioned_case():
+    rng = np.random.default_rng(3)
+    a = rng.normal(0, 1, (400, 12)) @ rng.normal(0, 1, (12, 12))
+    b = rng.normal(0.2, 1, (300, 12)) @ rng.normal(0, 1, (12, 12))
+    reference = _frechet_by_scipy_sqrtm(a, b)
+    assert fid.frechet_fast(a, b) == pytest.approx(reference, rel=1e-9)
+    assert fid.frechet_psd(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False)) \
+        == pytest.approx(reference, rel=1e-9)
+    assert fid.frechet(a, b) == pytest.approx(reference, rel=1e-9)
+
+
+@pytest.mark.parametrize("n_a, n_b", [(60, 15), (15, 60), (10, 12)])
+def test_frechet_is_exact_whenever_a_side_has_fewer_images_than_features(n_a, n_b):
+    """Also with more images than features on one side (for FID: > 2,048 generated images
+    against fewer real ones): the product is singular, the sample-space form is exact. Checked
+    against two exact results: identical sets (0) and a shifted copy (|shift|²)."""
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(0, 1, (n_a, 40)), rng.normal(0.3, 1.2, (n_b, 40))
+    assert fid.frechet(a, b) == fid.frechet_fast(a, b)
+    exact = fid.frechet_psd(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+    assert fid.frechet(a, b) == pytest.approx(exact, rel=1e-7)
+    small = a[:min(n_a, n_b)]
+    shift = rng.normal(0, 1, 40)
+    assert fid.frechet(small, small) == pytest.approx(0.0, abs=1e-9)
+    assert fid.frechet(small, small + shift) == pytest.approx(float(shift @ shift), rel=1e-9)
+
+
+def test_rank_deficient_features_with_many_images_take_the_exact_psd_form():
+    rng = np.random.default_rng(5)
+    a = rng.normal(0, 1, (200, 20))
+    a[:, 10:] = a[:, :10]  # collinear features: rank 10 of 20, though images outnumber features
+    shift = np.zeros(20)
+    shift[0] = 2.0
+    assert fid.frechet(a, a + shift) == pytest.approx(4.0, rel=1e-8)
+    assert fid.frechet(a, a) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_frd_point_value_is_exact_where_radiomics_outnumber_images():
+    """~400 radiomics features, a few dozen images: FRD's value is the exact sample-space d_F^2,
+    the same computation as its bootstrap replicates (not scipy's approximate sqrtm)."""
+    rng = np.random.default_rng(6)
+    real, fake = rng.normal(0, 1, (30, 393)), rng.normal(0.1, 1, (25, 393))
+    inp = make_inputs(["r"] * 30, ["f"] * 25, settings={"bootstrap": 0},
+                      features=lambda i: StubFeatures({id(i.real): real, id(i.fake): fake}))
+    entry = frd.compute(inp)["frd"]
+    assert entry["value"] == pytest.approx(fid.frechet_fast(*frd.normalised(real, fake)), rel=1e-12)

@@ -132,3 +132,17 @@ def test_real_grid_of_a_conditional_gan_has_a_block_per_class():
     grid = report.real_grid_like(held_out, images, ["a", "b"], rows=2, columns=2)
     tiles = [int(grid[2 + r * 4, 2 + c * 4]) for r in range(2) for c in range(2)]
     assert tiles == [10, 255, 20, 30]  # class a's row (one image, then white), class b's row
+
+
+def test_report_names_a_missing_or_damaged_training_log(project):
+    from medgan import paths, report
+
+    with pytest.raises(report.ReportError, match=r"results/plots/train/lone\.csv not found .*medgan train lone"):
+        report.training("lone")
+    log = paths.path(paths.TRAIN_LOG, experiment="lone")
+    log.parent.mkdir(parents=True)
+    log.write_bytes(b"\xff\xfe\x00\x01")
+    with pytest.raises(report.ReportError, match=r"lone\.csv: unreadable training log"):
+        report.training("lone")
+    with pytest.raises(report.ReportError, match=r"results/progress/lone\.png not found"):
+        report.data_uri_of_file(paths.path(paths.PROGRESS, experiment="lone"))

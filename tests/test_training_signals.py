@@ -15,3 +15,17 @@ def test_a_log_without_guard_columns_reads_as_unflagged(project):
     log.parent.mkdir(parents=True)
     log.write_text("step,loss_d\n10,0.5\n")
     assert evaluate.training_signals("e") == {"guard": [], "spread_last": None}
+
+
+def test_a_model_without_its_training_log_is_evaluated_with_no_training_record(project):
+    signals = evaluate.training_signals("fetched_alone")
+    assert signals["guard"] == [] and signals["spread_last"] is None
+    assert signals["record"].startswith("none: ") and paths.TRAIN_LOG.format(experiment="fetched_alone") in signals["record"]
+
+
+def test_a_damaged_training_log_is_named_not_a_traceback(project):
+    log = paths.path(paths.TRAIN_LOG, experiment="e")
+    log.parent.mkdir(parents=True)
+    log.write_bytes(b"\xff\xfe\x00garbage\x00\n\x01,\x02\n")
+    signals = evaluate.training_signals("e")
+    assert signals["record"].startswith("unreadable: ") and str(log) in signals["record"]

@@ -118,3 +118,46 @@ def test_turing_score_cli_reads_the_answers_folder_and_explains_missing_files(sa
     assert cli.main(["turing-score", "tiny_dcgan_tumour", "--json", "scores.json"]) == 0
     assert "| dr_a" in capsys.readouterr().out
     assert json.loads(open("scores.json").read())["readers"]["dr_a"]["accuracy"]["value"] == 1.0
+
+
+def test_answers_to_an_earlier_page_are_scored_with_its_archived_key(sampled, capsys):
+    """Rebuilding the page (other params or samples) makes a new test; readers who answered the
+    old page keep a key: every key is also written as keys/<test_id>.json (not a declared
+    output, so Snakemake and DVC, which delete key.json before the rerun, leave it)."""
+    name = "tiny_dcgan_tumour"
+    assert cli.main(["turing", name]) == 0
+    old = turing.load_key(name)
+    answers = paths.path(paths.TURING_ANSWERS, experiment=name)
+    answers.mkdir(parents=True)
+    answers_csv(answers / "dr_a.csv", old, "dr_a", lambda it: it["truth"])
+    sampled["turing"]["n_per_kind"] = 3  # the page is rebuilt with other items
+    import yaml
+
+    open("params.yaml", "w").write(yaml.safe_dump(sampled))
+    paths.path(paths.TURING_KEY, experiment=name).unlink()  # Snakemake and DVC delete outputs before a rerun
+    assert cli.main(["turing", name]) == 0
+    assert turing.load_key(name)["test_id"] != old["test_id"]
+    assert json.loads(turing.archived_key_path(name, old["test_id"]).read_text()) == old
+    capsys.readouterr()
+    assert cli.main(["turing-score", name]) == 0
+    out = capsys.readouterr().out
+    assert f"test {old['test_id']}" in out and "earlier page" in out and "| dr_a" in out
+
+    answers_csv(answers / "dr_b.csv", turing.load_key(name), "dr_b", lambda it: it["truth"])
+    assert cli.main(["turing-score", name]) == 2
+    assert "2 different tests" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe\x00\x01binary", b"PK\x03\x04 an xlsx, not a csv"])
+def test_an_answer_file_that_is_not_a_csv_is_named(tmp_path, content):
+    path = tmp_path / "answers.csv"
+    path.write_bytes(content)
+    with pytest.raises(turing.AnswersError, match=str(path)):
+        turing.score(key_of(2, 2), [path])
+
+
+def test_a_damaged_key_is_named(sampled, capsys):
+    assert cli.main(["turing", "tiny_dcgan_tumour"]) == 0
+    paths.path(paths.TURING_KEY, experiment="tiny_dcgan_tumour").write_text("{not json")
+    assert cli.main(["turing-score", "tiny_dcgan_tumour", "x.csv"]) == 2
+    assert "key.json: damaged JSON" in capsys.readouterr().err

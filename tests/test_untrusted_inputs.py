@@ -106,6 +106,8 @@ def _slices(tmp_path, n=4):
     (lambda m: m.drop(columns="split"), "['split'] missing"),
     (lambda m: m.assign(split=["train", "tset", "train", "test"]), "split 'tset'"),
     (lambda m: m.assign(path=["train/healthy/gone.png"] + list(m["path"][1:])), "gone.png is listed but missing"),
+    (lambda m: m.assign(path=["../../outside.png"] + list(m["path"][1:])), "outside.png: listed path outside"),
+    (lambda m: m.assign(path=["/etc/hostname"] + list(m["path"][1:])), "/etc/hostname: listed path outside"),
 ])
 def test_hand_edited_manifest_is_one_error_naming_the_problem(tmp_path, edit, says):
     folder = _slices(tmp_path)
@@ -217,3 +219,69 @@ def test_cuda_requested_without_a_gpu_is_a_user_error(monkeypatch):
     with pytest.raises(config.ConfigError, match="train.device is 'cuda'"):
         train.pick_device("cuda")
     assert train.pick_device("auto").type == "cpu"
+
+
+def test_evaluate_of_a_model_fetched_without_its_training_log(prepared, project):
+    """A model from a DVC remote or a colleague, alone: sampled and evaluated; the metrics JSON
+    says there is no training record instead of a FileNotFoundError traceback."""
+    import json
+
+    name = "tiny_dcgan_tumour"
+    prepared["evaluate"]["metrics"] = ["diversity"]
+    (project / "params.yaml").write_text(__import__("yaml").safe_dump(prepared))
+    assert cli.main(["train", name]) == 0
+    for produced in (paths.TRAIN_LOG, paths.PROGRESS):
+        paths.path(produced, experiment=name).unlink()
+    assert cli.main(["sample", name]) == 0
+    assert cli.main(["evaluate", name]) == 0
+    result = json.loads(paths.path(paths.METRICS, experiment=name).read_text())
+    assert result["training"]["record"].startswith("none: ") and result["training"]["guard"] == []
+    assert "value" in result["metrics"]["diversity_ratio"]
+
+
+def test_samples_csv_listing_paths_outside_its_folder_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    folder = paths.path(paths.SAMPLES, experiment="e")
+    folder.mkdir(parents=True)
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "elsewhere.png")
+    rows = [{"path": p, "class": "healthy", "kind": "fake", "pair": ""} for p in ("../../../elsewhere.png",
+                                                                                   str(tmp_path / "elsewhere.png"))]
+    pd.DataFrame(rows).to_csv(folder / "samples.csv", index=False)
+    with pytest.raises(DataError, match=r"samples\.csv: 2 listed path\(s\) outside"):
+        evaluate.samples_with_files("e")
+
+
+@pytest.mark.parametrize("content", [b"not an image", "bomb"])
+def test_a_damaged_or_oversized_sample_image_is_named(tmp_path, content):
+    from medgan.errors import MedganError
+
+    path = tmp_path / "00000.png"
+    if content == "bomb":
+        from test_ingest_bad_input import _png_declaring
+
+        _png_declaring(path, 30000, 30000)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(MedganError, match=f"{path}: not a readable image"):
+        common.load_gray([str(path)], (8, 8))
+
+
+def test_phantoms_replace_only_a_folder_they_made(tmp_path, monkeypatch, capsys):
+    """data/raw/NAME holding a user's own files (copied there by hand) is never replaced by a
+    direct `medgan phantoms NAME`; the phantoms' own folder (marked) is."""
+    import yaml
+
+    from conftest import TINY
+    from medgan import phantoms
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(TINY))
+    raw = paths.path(paths.RAW, name="tiny")
+    raw.mkdir(parents=True)
+    (raw / "volume-0.nii").write_bytes(b"a patient")
+    assert cli.main(["phantoms", "tiny"]) == 2
+    assert "not made by `medgan phantoms`" in capsys.readouterr().err
+    assert (raw / "volume-0.nii").read_bytes() == b"a patient"
+    (raw / "volume-0.nii").unlink()
+    assert cli.main(["phantoms", "tiny"]) == 0 and (raw / phantoms.MARKER).is_file()
+    assert cli.main(["phantoms", "tiny"]) == 0  # its own output: regenerated

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -23,9 +24,11 @@ VERBS = {
                  "across-seed interval (95 percent) (results/metrics/experiments/EXPERIMENT.json)",
     "baseline": "real-vs-real floor of DATASET: the metrics between two halves of its held-out images",
     "summarize": "all metrics in summary.csv; the headline table (one row per experiment and baseline) in "
-                 "summary.md; removes the results of experiments and datasets that params.yaml no longer has",
+                 "summary.md (the current params' experiments only; nothing is removed)",
     "turing": "visual Turing test page of EXPERIMENT's replicate 0 (results/turing/EXPERIMENT/index.html, key.json beside it)",
     "turing-score": "score readers' answer CSVs of EXPERIMENT's Turing test (per reader, pooled, Fleiss' kappa)",
+    "clean": "list what no experiment or dataset of the current params produces (models, checkpoints, samples, "
+             "synthetic sets, Turing pages... of another configuration), with sizes; --yes removes it",
     "compare-metrics": "Markdown for a pull request: which headline numbers changed beyond the across-seed interval "
                        "and whether the verdict changed, between two results/metrics folders (OLD: base, NEW: workspace)",
     "report": "one self-contained HTML page of every result (results/report.html)",
@@ -83,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
         if verb == "env":
             sub.add_argument("--json", action="store_true", help="print JSON (for machines)")
             sub.add_argument("--lock", metavar="FILE", help="lock file to check against (default: requirements/*.txt)")
+        if verb == "clean":
+            sub.add_argument("--yes", action="store_true",
+                             help="remove what is listed (a Turing folder with readers' answers is always kept)")
         if verb == "phantoms":
             sub.add_argument("--out", help="output folder (default: data/raw/NAME)")
         if verb == "train":
@@ -147,22 +153,29 @@ def run(args: argparse.Namespace) -> None:
         spec = params.get("phantoms", {}).get(args.target)
         if spec is None:
             raise config.ConfigError(f"no 'phantoms.{args.target}' entry in params.yaml")
-        if args.out and Path(args.out).exists() and any(Path(args.out).iterdir()):
-            raise config.ConfigError(f"--out {args.out} exists and is not empty: phantoms would replace it "
-                                     f"(real data?) — delete it yourself first or choose another folder")
-        phantoms.generate(spec["kind"], args.out or paths.path(paths.RAW, name=args.target), spec, params["seed"])
+        out = Path(args.out) if args.out else paths.path(paths.RAW, name=args.target)
+        if out.exists() and any(out.iterdir()) and (args.out or not (out / phantoms.MARKER).is_file()):
+            how = f"--out {out}" if args.out else f"{out} (no {phantoms.MARKER}: not made by `medgan phantoms`)"
+            raise config.ConfigError(f"{how} exists and is not empty: phantoms would replace it (real data?) — "
+                                     f"delete it yourself first, or point datasets.*.raw elsewhere / choose another folder")
+        phantoms.generate(spec["kind"], out, spec, params["seed"])
+        (out / phantoms.MARKER).write_text(json.dumps({"phantoms": args.target, **spec, "seed": params["seed"]}) + "\n")
     elif args.verb == "prepare":
         from . import prepare
 
         run_prepare(args, params)
     elif args.verb == "check-data":
         from . import prepare
+        from .ingest.pipeline import adapter
 
         problems = prepare.check_dataset(args.target, config.dataset(params, args.target))
         if problems:
             raise prepare.DataError(f"dataset '{args.target}': {len(problems)} problem(s):\n"
                                     + "\n".join(f"  - {p}" for p in problems))
         print(f"dataset '{args.target}': no problem found")
+        who = adapter(config.dataset(params, args.target)).patients(config.dataset(params, args.target))
+        if not who["known"]:
+            print(f"note: {who['source']}")
     elif args.verb in REPLICATED:
         for replicate in replicates_asked(args, params):
             run_replicate(args, params, replicate)
@@ -179,10 +192,12 @@ def run(args: argparse.Namespace) -> None:
     elif args.verb == "summarize":
         from . import summary
 
+        summary.summarize(params)
+    elif args.verb == "clean":
         from . import prune
 
-        summary.summarize(params)
-        prune.remove_stale(params)
+        entries = prune.clean(params, Path("."), remove=args.yes)
+        print(prune.clean_text(entries, Path("."), removed=args.yes))
     elif args.verb == "turing":
         from . import turing
 
@@ -254,7 +269,7 @@ def run_turing_score(args: argparse.Namespace, params: dict) -> None:
 
     config.experiment(params, args.target)
     files = [Path(f) for f in args.answers] or turing.answer_files(args.target)
-    result = turing.score(turing.load_key(args.target), files)
+    result = turing.score(turing.key_for(args.target, files), files)
     print(turing.score_text(result))
     if args.json:
         write_json(args.json, result)

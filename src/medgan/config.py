@@ -56,6 +56,14 @@ def _key_path(error: jsonschema.ValidationError) -> str:
     return ".".join(str(p) for p in error.absolute_path) or "<top level>"
 
 
+def _hint(error: jsonschema.ValidationError) -> str:
+    """The fix for a bad experiment, dataset or phantom name (they become paths and command words)."""
+    if error.validator in ("pattern", "maxLength") and error.schema == load_schema()["$defs"]["name"]:
+        return (" — rename it: a name becomes a folder and a word in shell commands, so use letters, digits, "
+                "_ and - only, starting with a letter or digit")
+    return ""
+
+
 def _unshared(value):
     """A deep copy in which no two places share one object: filling defaults into a YAML anchor
     (`a: &x {...}`, `b: *x`) must not leak one entry's defaults into the other (deepcopy keeps
@@ -72,7 +80,7 @@ def validate(params: dict, source: str = DEFAULT_PARAMS) -> dict:
     params = _unshared(params)
     errors = sorted(_validator_filling_defaults()(load_schema()).iter_errors(params), key=str)
     if errors:
-        lines = [f"  - at '{_key_path(e)}': {e.message}" for e in errors]
+        lines = [f"  - at '{_key_path(e)}': {e.message}{_hint(e)}" for e in errors]
         raise ConfigError(f"{source} is invalid:\n" + "\n".join(lines))
     _check_references(params, source)
     return params
@@ -153,6 +161,9 @@ def _dataset_problems(dataset: dict) -> list[tuple[str, str]]:
             example = [-100, 400] if key == "window" else [0, 4095]
             problems.append((key, f"{value}: low must be below high (e.g. {example})"))
     problems += _pattern_problems(dataset)
+    nonfinite = dataset.get("nonfinite") or {}
+    if nonfinite.get("action") == "replace" and "value" not in nonfinite:
+        problems.append(("nonfinite", "action 'replace' needs a `value` in stored units (e.g. -1024 for air in HU)"))
     folders = [str(dataset.get("folders", {}).get(c, c)) for c in dataset["classes"]] \
         if dataset["kind"] == "class_folders" and dataset.get("folders") else []
     shared = sorted({f for f in folders if folders.count(f) > 1})
@@ -202,12 +213,16 @@ def params_path(path: str | os.PathLike | None = None) -> Path:
 def load(path: str | os.PathLike | None = None) -> dict:
     """Read, validate and default-fill params.yaml (or `$MEDGAN_PARAMS`, or `path`)."""
     path = params_path(path)
-    if not path.exists():
-        raise ConfigError(f"{path} not found: run from the project root or pass --params FILE")
+    origin = f" (from ${PARAMS_ENV})" if os.environ.get(PARAMS_ENV) and str(path) == os.environ[PARAMS_ENV] else ""
+    if not path.is_file():
+        what = "is a folder, not a file" if path.is_dir() else "not found"
+        raise ConfigError(f"{path}{origin} {what}: run from the project root or pass --params FILE")
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise ConfigError(f"{path} is not valid YAML: {err}") from err
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}{origin}: cannot be read as text ({err}) — pass a YAML params file") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path} must hold a mapping of settings, got {type(raw).__name__}")
     return validate(raw, str(path))

@@ -75,6 +75,12 @@ def baseline_halves(params: dict, rows: pd.DataFrame, full: ImageSet) -> tuple[I
     return full.subset(np.flatnonzero(half == 0)), full.subset(np.flatnonzero(half == 1)), how
 
 
+def inside(folder: Path, relative: str) -> bool:
+    """A path listed in an index file (samples.csv, manifest.csv) stays inside its folder: an
+    absolute path or `..` would make a stage read (and show on the report) any file."""
+    return (Path(folder) / relative).resolve().is_relative_to(Path(folder).resolve())
+
+
 def samples_with_files(name: str, replicate: int = 0) -> pd.DataFrame:
     """samples.csv of a replicate (the samples contract), checked: columns present, every listed
     file there."""
@@ -87,9 +93,11 @@ def samples_with_files(name: str, replicate: int = 0) -> pd.DataFrame:
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:
         raise DataError(f"{index_path}: not a readable CSV ({err}) — rerun `medgan sample {name}`") from None
     missing = [c for c in ("path", "class", "kind") if c not in index]
+    outside = [] if missing else [p for p in index["path"] if isinstance(p, str) and not inside(folder, p)]
     absent = [] if missing else [p for p in index["path"] if not isinstance(p, str) or not (folder / p).is_file()]
-    if missing or absent:
+    if missing or outside or absent:
         what = f"column(s) {missing} missing" if missing else \
+            f"{len(outside)} listed path(s) outside {folder} (e.g. {outside[0]})" if outside else \
             f"{len(absent)} listed file(s) missing (e.g. {folder / str(absent[0])})"
         raise DataError(f"{index_path}: {what} — rerun `medgan sample {name}`")
     return index.assign(file=[str(folder / p) for p in index["path"]])
@@ -152,19 +160,47 @@ def evaluate(params: dict, name: str, replicate: int = 0) -> dict:
     settings = paths.path(paths.SAMPLES, **where) / "settings.json"
     if settings.exists():  # what the model was trained and sampled with (effective values)
         results["settings"] = read_json(settings, f"rerun `medgan sample {name} --replicate {replicate}`")
+        trained_on = results["settings"].pop("train_case_hashes", None)
+        check_held_out_unseen(name, dataset, trained_on, real_rows(params, dataset, manifest, split, cls))
     write_closest_pairs(inp, paths.path(paths.CLOSEST_PAIRS, **where))
     return write_metrics(paths.path(paths.REPLICATE_METRICS, **where), results, params, "evaluate", name,
                          replicate=replicate, training=provenance.of_samples(paths.path(paths.SAMPLES, **where)))
 
 
+def check_held_out_unseen(name: str, dataset: str, trained_on: list[str] | None, held_out: pd.DataFrame) -> None:
+    """Refuse to score a model against held-out patients it was trained on: data/slices was
+    prepared again with another split (other seed or ratios, new files) after training, and the
+    stages were run by hand out of order (Snakemake and DVC retrain when the slices change)."""
+    if trained_on is None:  # a model written before the training cases were recorded
+        return
+    trained_on = set(trained_on)
+    seen = sorted(c for c in set(held_out["case"].astype(str)) if provenance.case_hashes([c])[0] in trained_on)
+    if seen:
+        raise DataError(f"{paths.path(paths.SLICES, dataset=dataset)}: {len(seen)} held-out patient(s) (e.g. "
+                        f"{', '.join(seen[:3])}) were in the training split of {name}'s model — the slices were "
+                        f"prepared again with another split since it was trained: retrain (`medgan train {name}`, "
+                        f"then `medgan sample {name}`), or restore the slices it was trained on")
+
+
 def training_signals(name: str, replicate: int = 0) -> dict:
     """What a replicate's training log says about the run: the guard's flags (steps where mode
     collapse was detected) and the last cross-sample spread (generated vs real, ~1 healthy, ~0
-    collapsed)."""
-    log = pd.read_csv(paths.path(paths.TRAIN_LOG, experiment=name, replicate=replicate), keep_default_na=False)
+    collapsed). A model fetched alone (a DVC remote, a colleague) has no log: the samples are still
+    evaluated and `record` says that the run's guard cannot be read back."""
+    path = paths.path(paths.TRAIN_LOG, experiment=name, replicate=replicate)
+    try:
+        log = pd.read_csv(path, keep_default_na=False)
+    except FileNotFoundError:
+        return {"record": f"none: {path} not found (a model without its training log), so the training "
+                          "guard's findings are unknown", "guard": [], "spread_last": None}
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        return {"record": f"unreadable: {path} ({str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}), "
+                          "so the training guard's findings are unknown", "guard": [], "spread_last": None}
     flagged = log[log["guard"] != ""] if "guard" in log else log.iloc[:0]
     spread = pd.to_numeric(log["spread"], errors="coerce") if "spread" in log else pd.Series(dtype=float)
-    return {"guard": [{"step": int(r.step), "flag": r.guard} for r in flagged.itertuples()],
+    steps = pd.to_numeric(flagged["step"], errors="coerce") if "step" in flagged else pd.Series(dtype=float)
+    return {"guard": [{"step": int(step) if pd.notna(step) else None, "flag": str(flag)}
+                      for step, flag in zip(steps, flagged.get("guard", []))],
             "spread_last": None if spread.dropna().empty else float(spread.dropna().iloc[-1])}
 
 

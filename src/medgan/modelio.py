@@ -133,6 +133,26 @@ def misfit(state: dict, nets: dict[str, nn.Module | None]) -> str | None:
     return None
 
 
+SET_ASIDE = "set-aside"  # checkpoints of other params, kept (hours of training): `medgan clean` never sees them as stale
+
+
+def set_aside_checkpoints(folder: str | os.PathLike, label: str) -> Path | None:
+    """Move last.pt/previous.pt into <folder>/set-aside/<label>/ instead of letting a fresh
+    run overwrite them (a changed budget or setting would otherwise cost the old run)."""
+    found = [Path(folder) / n for n in (LAST, PREVIOUS) if (Path(folder) / n).exists()]
+    if not found:
+        return None
+    target = Path(folder) / SET_ASIDE / label
+    n = 1
+    while target.exists():
+        n += 1
+        target = Path(folder) / SET_ASIDE / f"{label}-{n}"
+    target.mkdir(parents=True)
+    for path in found:
+        os.replace(path, target / path.name)
+    return target
+
+
 def remove_checkpoints(folder: str | os.PathLike) -> None:
     for name in (LAST, PREVIOUS):
         (Path(folder) / name).unlink(missing_ok=True)

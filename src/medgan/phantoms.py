@@ -27,6 +27,8 @@ from tqdm import tqdm
 
 from .atomic import atomic_dir
 
+MARKER = ".medgan-phantoms.json"  # in every folder `medgan phantoms` wrote: only such a folder is replaced
+
 # Typical portal-venous-phase CT values (HU).
 AIR, FAT, MUSCLE, SOFT_TISSUE = -1000, -100, 50, 35
 LIVER, TUMOUR, VESSEL, KIDNEY = 105, 45, 170, 150

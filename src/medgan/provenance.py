@@ -158,6 +158,12 @@ def collect(stage: str, params: dict | None = None, target: str | None = None, *
     return block
 
 
+def case_hashes(cases) -> list[str]:
+    """Patients a model was trained on, as sha256 prefixes of their ids: a shared model file
+    then does not list the ids, and evaluate can still tell whether a held-out patient was seen."""
+    return sorted({hashlib.sha256(str(c).encode()).hexdigest()[:16] for c in cases})
+
+
 def for_training(trainer) -> dict:
     """The block stored in a model file: the Trainer decides the precision (its autocast)."""
     import torch

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .errors import MedganError
+
 
 @lru_cache(maxsize=1)
 def environment():
@@ -30,7 +32,11 @@ def data_uri(png: bytes) -> str:
 
 
 def data_uri_of_file(path: Path) -> str:
-    return data_uri(Path(path).read_bytes())
+    try:
+        return data_uri(Path(path).read_bytes())
+    except FileNotFoundError:
+        raise MedganError(f"{path} not found — the page shows it: run the stage that writes it (or fetch it "
+                          f"with the model: `dvc pull`)") from None
 
 
 def data_uri_of_array(image: np.ndarray, optimize: bool = False) -> str:

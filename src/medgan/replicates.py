@@ -86,7 +86,7 @@ def aggregate_entry(name: str, per_seed: list[tuple[int, int, dict]]) -> dict:
     """One metric over the replicates: (replicate, seed, that replicate's entry) each."""
     seeds = [seed_entry(r, s, e) for r, s, e in per_seed]
     first = per_seed[0][2]
-    sizes = {k: first[k] for k in ("n_real", "n_fake", "n_patients") if k in first}
+    sizes = {k: first[k] for k in ("n_real", "n_fake", "n_patients", "features", "inception_weights") if k in first}
     values = [s["value"] for s in seeds if "value" in s]
     if not values:
         return {"skipped": first.get("skipped", "no value in any seed"), **sizes, "n_seeds": len(seeds), "seeds": seeds}

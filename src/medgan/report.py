@@ -392,7 +392,15 @@ def pictures(name: str, paired: bool, grid: Path, held_out: pd.DataFrame, real: 
 
 
 def training(name: str) -> dict:
-    log = pd.read_csv(paths.path(paths.TRAIN_LOG, experiment=name, replicate=0))
+    path = paths.path(paths.TRAIN_LOG, experiment=name, replicate=0)
+    try:
+        log = pd.read_csv(path)
+    except FileNotFoundError:
+        raise ReportError(f"{path} not found — the report plots it: run `medgan train {name}`, or fetch the "
+                          f"log with the model (`dvc pull {path}`)") from None
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise ReportError(f"{path}: unreadable training log ({str(err).strip().splitlines()[0]}) — rerun "
+                          f"`medgan train {name}` or fetch it again") from None
     return {"curves": training_curves(log), "guard": guard_events(log),
             "diversity_column": "spread" if "spread" in log else "fake_std"}
 
@@ -445,7 +453,7 @@ def turing_section(name: str) -> dict:
            "answers": paths.TURING_ANSWERS.format(experiment=name), "scores": None, "kappa": None}
     files = turing.answer_files(name)
     if out["link"] and files:
-        result = turing.score(turing.load_key(name), files)
+        result = turing.score(turing.key_for(name, files), files)
         out["scores"] = turing.score_table(result).to_dict("records")
         out["kappa"] = result["agreement"]
     return out
@@ -453,6 +461,17 @@ def turing_section(name: str) -> dict:
 
 # ---------------------------------------------------------------------------------------------
 # the page
+
+def patients_note(dataset: str) -> str:
+    """'patients unknown: split by image ...' when prepare could not tell patients apart ('' else)."""
+    import json
+
+    try:
+        who = json.loads((paths.path(paths.SLICES, dataset=dataset) / "prepare.json").read_text()).get("patients") or {}
+    except (OSError, ValueError):
+        return ""
+    return "" if who.get("known", True) else who.get("source", "patients unknown: split by image")
+
 
 def build(params: dict) -> Path:
     from tqdm import tqdm
@@ -469,7 +488,8 @@ def build(params: dict) -> Path:
         explore = Path(paths.EXPLORE.format(dataset=dataset))
         datasets.append({"name": dataset, "table": table, "answer": answer, "seeds_figure": seed_strip_plot(headline),
                          "explore": explore.relative_to(Path(paths.REPORT).parent).as_posix() if explore.exists() else None,
-                         "window": params["datasets"][dataset].get("window"), "experiments": sections})
+                         "window": params["datasets"][dataset].get("window"), "experiments": sections,
+                         "patients": patients_note(dataset)})
     page = render("report.html.j2", datasets=datasets, version=__version__, commit=git_commit(),
                   params_hash=params_hash(params), seed=params["seed"],
                   real_split=params["evaluate"]["real_split"])

@@ -158,7 +158,8 @@ def sample_paired(G, model: dict, settings: dict, dataset: str, folder: Path,
 def sampling_settings(G, model: dict, settings: dict, paired: bool) -> dict:
     """What the model was trained and sampled with, for the experiment's metrics JSON."""
     out = {"variant": model["variant"], "hp": model["hp"], "train": model.get("train"),
-           "trained_steps": model["step"], "training_run": model.get("effective")}
+           "trained_steps": model["step"], "training_run": model.get("effective"),
+           "train_case_hashes": model.get("train_case_hashes")}
     if paired:
         has_dropout = any(isinstance(m, nn.Dropout) for m in G.modules())  # U-Nets of > 5 levels
         out["labels"] = model_encoding(model).as_dict()

@@ -104,6 +104,7 @@ def full_table(params: dict) -> pd.DataFrame:
             row[f"{name}_skipped"] = "not computed" if entry is None else entry.get("skipped", "")
             row[f"{name}_interval"] = None if entry is None else entry.get("interval")
             row[f"{name}_seeds"] = ";".join(f"{v:.6g}" for v in seed_values(entry)) or None
+            row[f"{name}_features"] = None if entry is None else entry.get("features")
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -129,6 +130,7 @@ def headline_table(params: dict) -> pd.DataFrame:
             row[f"{key}_patients"] = entry.get("n_patients")
             row[f"{key}_seeds"] = seed_values(entry)
             row[f"{key}_interval"] = entry.get("interval", "")
+            row[f"{key}_features"] = entry.get("features", "")
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -277,6 +279,41 @@ def answer(table: pd.DataFrame, key: str = VERDICT_METRIC) -> list[str]:
     return lines
 
 
+def feature_label(table: pd.DataFrame, key: str) -> str:
+    """Which features the rows' `key` entries were computed on (their `features` field):
+    Inception, or radiomics under `inception: auto` without weights, or both when rows differ."""
+    column = f"{key}_features"
+    used = sorted({str(v) for v in table[column] if isinstance(v, str) and v}) if column in table else []
+    kinds = sorted({"Inception" if u.startswith("inception") else "radiomics" if u.startswith("radiomics") else u
+                    for u in used})
+    if kinds == ["Inception"]:
+        return "Inception features"
+    if kinds == ["radiomics"]:
+        return f"radiomics features ({', '.join(used)}): no Inception weights were found"
+    if kinds:
+        return f"{' or '.join(kinds)} features by row ({'; '.join(used)}: each entry's `features` in the JSONs)"
+    return "Inception features where the weights exist, else radiomics features"
+
+
+def legend(table: pd.DataFrame) -> list[str]:
+    """The notes under summary.md's title: what each column is, on which features."""
+    return [
+        "- FID, KID, FRD (d_F² of jointly normalised radiomics features): lower is better.",
+        "- rel. FID: FID ÷ the baseline's FID (Woodland et al. 2024), interval by a jackknife over patients. The baseline "
+        "compares half-size sets and FID grows as n shrinks, so a generator indistinguishable from "
+        "real images scores below 1 (≈ 0.5 when n gen = n real): compare rows of similar n.",
+        f"- precision, recall (Naeem et al. 2020, k-NN on {feature_label(table, 'precision')}): higher is better.",
+        "- diversity ratio: mean pairwise SSIM among generated ÷ among real; > 1 suggests collapse.",
+        f"- memorisation: share of generated images closer ({feature_label(table, 'memorisation_share')}) to a "
+        "training image than the 5th percentile of held-out-to-train distances; ~0.05 = no copying, 1 = copies.",
+        "- AUC gain: classifier AUC trained on real + synthetic minus on real only, tested on real.",
+        "- SSIM (paired): label map → image experiments, generated vs real slice of each held-out "
+        "pair, interval over patients.",
+        "- ⚠: the training guard's findings, counted per seed (mode collapse: generated images far less "
+        "different from each other than real ones, train.divergence).",
+    ]
+
+
 def markdown(table: pd.DataFrame) -> str:
     """summary.md from headline_table: skipped cells as `– (a)` with the reasons below."""
     codes: dict[str, str] = {}
@@ -311,19 +348,7 @@ def markdown(table: pd.DataFrame) -> str:
         "Everything else (KID's std, relative KID/FRD, density, coverage, paired and utility scores, "
         "which Inception weights) is in summary.csv and the JSONs.",
         "",
-        "- FID, KID, FRD (d_F² of jointly normalised radiomics features): lower is better.",
-        "- rel. FID: FID ÷ the baseline's FID (Woodland et al. 2024), CI by jackknife. The baseline "
-        "compares half-size sets and FID grows as n shrinks, so a generator indistinguishable from "
-        "real images scores below 1 (≈ 0.5 when n gen = n real): compare rows of similar n.",
-        "- precision, recall (Naeem et al. 2020, k-NN on Inception features): higher is better.",
-        "- diversity ratio: mean pairwise SSIM among generated ÷ among real; > 1 suggests collapse.",
-        "- memorisation: share of generated images closer (Inception features) to a training image "
-        "than the 5th percentile of held-out-to-train distances; ~0.05 = no copying, 1 = copies.",
-        "- AUC gain: classifier AUC trained on real + synthetic minus on real only, tested on real.",
-        "- SSIM (paired): label map → image experiments, generated vs real slice of each held-out "
-        "pair, interval over patients.",
-        "- ⚠: the training guard's findings, counted per seed (mode collapse: generated images far less "
-        "different from each other than real ones, train.divergence).",
+        *legend(table),
         "",
         "## What the numbers say",
         "",

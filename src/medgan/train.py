@@ -125,6 +125,7 @@ class TrainingData:
         if rows.empty:
             raise config.ConfigError(f"{slices}/manifest.csv has no {self.classes} images in split "
                                      f"'{split}' — check the dataset's classes or its split ratios")
+        self.case_hashes = provenance.case_hashes(rows["case"])  # in the model: evaluate checks the split
         size = settings["image_size"]
         images = torch.from_numpy(load_images(slices, rows)).unsqueeze(1)
         self.images = _resized(images, size, "bilinear").to(device)
@@ -439,18 +440,24 @@ class Trainer:
         self.progress = [tuple(p) for p in state["progress"]]
         self.guard.load_state(state)
 
+    def set_aside(self, label: str):
+        """Keep another run's checkpoints (moved by the writing process only, under DDP)."""
+        return modelio.set_aside_checkpoints(self.checkpoint.parent, label) if self.is_writer else "the writer's set-aside/"
+
     def try_resume(self) -> bool:
         found = modelio.load_checkpoint(self.checkpoint.parent, self.device)
         if found is None:
             return False
         state, path = found
         if state["fingerprint"] != self.fingerprint:
-            print(f"{path}: made with other params — starting over")
+            kept = self.set_aside(f"params-{str(state['fingerprint'])[:12]}")
+            print(f"{path}: made with other params — kept in {kept}, starting over")
             return False
         misfit = modelio.misfit(state, {**self.family.networks, "G_ema": self.G_ema})
         if misfit:
+            kept = self.set_aside(f"misfit-{str(state['fingerprint'])[:12]}")
             print(f"{path}: does not fit this experiment's networks ({misfit}; another medgan version?) "
-                  f"— starting over")
+                  f"— kept in {kept}, starting over")
             return False
         self.load_checkpoint(state)
         print(f"resuming {self.name} from step {self.step} ({path})")
@@ -526,6 +533,7 @@ class Trainer:
                  "replicate": self.replicate, "seed": self.seed, "image_size": self.settings["image_size"], "classes": self.settings["classes"],
                  "labels": self.settings.get("labels"), "train": self.train_cfg, "step": self.step,
                  "guard_events": self.guard.events, "provenance": provenance.for_training(self),
+                 "train_case_hashes": self.data.case_hashes,
                  "effective": {"device": self.device.type, "world_size": self.world,
                                "distributed": distributed_backend(),
                                "precision": "bf16" if uses_bf16(self.train_cfg["precision"], self.device) else "fp32"},

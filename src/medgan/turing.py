@@ -83,9 +83,33 @@ def build(params: dict, name: str) -> dict:
            "n_real": sum(it["truth"] == "real" for it in items),
            "n_synthetic": sum(it["truth"] == "synthetic" for it in items),
            "items": [{"id": it["id"], "truth": it["truth"], "source": it["file"]} for it in items]}
+    previous = _readable_key(paths.path(paths.TURING_KEY, experiment=name))
+    if previous and previous.get("test_id") != test_id:
+        archive_key(name, previous)  # readers may hold the old page: its key must outlive it
     write_text(paths.path(paths.TURING_PAGE, experiment=name), page)
     write_json(paths.path(paths.TURING_KEY, experiment=name), key)
+    archive_key(name, key)
     return key
+
+
+def archived_key_path(name: str, test_id: str) -> Path:
+    """keys/<test_id>.json beside key.json: every key a page was ever built with, so that answers
+    to an earlier page (rebuilt since with other params or samples) can still be scored."""
+    return paths.path(paths.TURING_KEY, experiment=name).parent / "keys" / f"{test_id}.json"
+
+
+def archive_key(name: str, key: dict) -> None:
+    path = archived_key_path(name, str(key["test_id"]))
+    if not path.exists():
+        write_json(path, key)
+
+
+def _readable_key(path: Path) -> dict | None:
+    try:
+        key = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return key if isinstance(key, dict) and "test_id" in key else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -94,8 +118,9 @@ def build(params: dict, name: str) -> dict:
 def read_answers(path: Path, key: dict) -> pd.DataFrame:
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-        raise AnswersError(f"{path}: cannot read the answer file ({err})") from err
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:  # ValueError: not UTF-8
+        raise AnswersError(f"{path}: cannot read the answer file ({str(err).strip().splitlines()[0]}) — export "
+                           f"it again from the test page (a CSV)") from None
     missing = [c for c in ANSWER_COLUMNS if c not in frame.columns]
     if missing:
         raise AnswersError(f"{path}: missing column(s) {missing}; export the answers from the test page "
@@ -179,10 +204,45 @@ def score(key: dict, files: list[Path]) -> dict:
 
 
 def load_key(name: str) -> dict:
+    from .atomic import read_json
+
     path = paths.path(paths.TURING_KEY, experiment=name)
     if not path.exists():
         raise config.ConfigError(f"{path} not found: run `medgan turing {name}` first")
-    return json.loads(path.read_text())
+    key = read_json(path, f"restore it from {archived_key_path(name, 'TEST_ID').parent}/ or your copy; "
+                          f"rebuilding the page makes a new test")
+    if not isinstance(key, dict) or not {"test_id", "items", "experiment"} <= set(key):
+        raise AnswersError(f"{path}: not a Turing key (test_id, items, experiment) — restore it from "
+                           f"{archived_key_path(name, 'TEST_ID').parent}/ or your copy")
+    return key
+
+
+def answered_tests(files: list[Path]) -> set[str]:
+    """The test ids the answer files answer (unreadable files are left to read_answers)."""
+    tests = set()
+    for path in files:
+        try:
+            tests |= set(pd.read_csv(path, dtype=str, keep_default_na=False, usecols=["test_id"])["test_id"])
+        except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+            continue
+    return tests
+
+
+def key_for(name: str, files: list[Path]) -> dict:
+    """The key of the test the answer files answer: key.json, or an archived key of an earlier
+    page of this experiment (keys/<test_id>.json)."""
+    key = load_key(name)
+    tests = answered_tests(files)
+    if len(tests) > 1:
+        raise AnswersError(f"the answer files answer {len(tests)} different tests of '{name}' ({', '.join(sorted(tests))}): "
+                           f"the page was rebuilt between readers — score each test's files separately "
+                           f"(`medgan turing-score {name} FILE...`)")
+    if tests and key["test_id"] not in tests:
+        archived = archived_key_path(name, next(iter(tests)))
+        if archived.exists():
+            print(f"answers to an earlier page of '{name}': scored with its key {archived}")
+            return _readable_key(archived) or key
+    return key
 
 
 def answer_files(name: str) -> list[Path]:

@@ -13,7 +13,7 @@ import pandas as pd
 
 from .errors import DataError
 from .folders import case_from_stem, duplicate_stems, image_files, number_items, shard, unused_entries
-from .images import fit_to_size, read_gray
+from .images import fit_to_size, read_gray_counted
 from .split import SPLITS
 from .units import Record, Unit
 
@@ -88,6 +88,25 @@ def patient_lookup(dataset: dict) -> dict[str, str]:
     return read_patient_table(path)
 
 
+UNKNOWN = "patients unknown: split by image"
+
+
+def patients(dataset: dict) -> dict:
+    """Where patient ids come from, for prepare.json and the report. Without a metadata table or
+    `case_regex` every file is its own patient: images of one patient may then sit in train and
+    test (COVID-CT has several per patient), which the split cannot prevent."""
+    metadata = setting(dataset, "metadata")
+    table = Path(dataset["raw"]) / metadata if metadata else None
+    if dataset.get("patient_ids", "auto") != "per_file" and table is not None and table.exists():
+        return {"known": True, "source": f"metadata table {table}"}
+    if dataset.get("case_regex"):
+        return {"known": True, "source": f"case_regex {dataset['case_regex']!r} on the file name"}
+    why = "patient_ids: per_file" if dataset.get("patient_ids") == "per_file" else \
+        f"patient_ids: auto found no metadata table{f' ({table})' if table else ''} and no case_regex is set"
+    return {"known": False, "source": f"{UNKNOWN} — one patient per file ({why}); images of one patient may sit "
+                                      f"in train and test: add the metadata table, or set `case_regex` or `metadata`"}
+
+
 def list_units(dataset: dict) -> tuple[list[Unit], list[str]]:
     raw = Path(dataset["raw"])
     if not raw.is_dir():
@@ -129,7 +148,9 @@ def list_units(dataset: dict) -> tuple[list[Unit], list[str]]:
 
 def convert_unit(unit: Unit, dataset: dict):
     for item in unit.items:
-        pixels = fit_to_size(read_gray(Path(item["image"]), dataset.get("input_range")), dataset["image_size"],
-                             dataset.get("fit", "pad"))
-        row = {"case": item["case"], "source": item["image"], "slice_index": item["index"], "class": item["class"]}
+        gray, replaced = read_gray_counted(Path(item["image"]), dataset.get("input_range"),
+                                           nonfinite=dataset.get("nonfinite"))
+        pixels = fit_to_size(gray, dataset["image_size"], dataset.get("fit", "pad"))
+        row = {"case": item["case"], "source": item["image"], "slice_index": item["index"], "class": item["class"],
+               "nonfinite_replaced": replaced}
         yield Record(row, pixels, None, item.get("preset_split", ""))

@@ -10,10 +10,20 @@ import numpy as np
 
 from .errors import DataError
 from .folders import case_from_stem, duplicate_stems, image_files, number_items, shard, unused_entries
-from .images import fit_to_size, read_gray
+from .images import fit_to_size, read_gray, read_gray_counted
 from .units import Record, Unit
 
 CLASSES = ("healthy", "lesion")
+
+
+def patients(dataset: dict) -> dict:
+    """Where patient ids come from (prepare.json, the report): `case_regex`, else one per file."""
+    from .class_folders import UNKNOWN
+
+    if dataset.get("case_regex"):
+        return {"known": True, "source": f"case_regex {dataset['case_regex']!r} on the file name"}
+    return {"known": False, "source": f"{UNKNOWN} — one patient per file (no case_regex); images of one "
+                                      f"patient may sit in train and test: set `case_regex`"}
 
 
 def list_units(dataset: dict) -> tuple[list[Unit], list[str]]:
@@ -51,7 +61,8 @@ def binarise(mask: np.ndarray) -> np.ndarray:
 def convert_unit(unit: Unit, dataset: dict):
     size, fit = dataset["image_size"], dataset.get("fit", "pad")
     for item in unit.items:
-        pixels = read_gray(Path(item["image"]), dataset.get("input_range"))
+        pixels, replaced = read_gray_counted(Path(item["image"]), dataset.get("input_range"),
+                                             nonfinite=dataset.get("nonfinite"))
         mask = binarise(read_gray(Path(item["mask"]), label=True))
         if pixels.shape != mask.shape:
             raise DataError(f"{item['mask']}: size {mask.shape[1]}×{mask.shape[0]} differs from its image's "
@@ -61,6 +72,6 @@ def convert_unit(unit: Unit, dataset: dict):
         if cls not in dataset["classes"]:
             continue
         row = {"case": item["case"], "source": item["image"], "slice_index": item["index"], "class": cls,
-               "lesion_pixels": lesion}
+               "lesion_pixels": lesion, "nonfinite_replaced": replaced}
         out_mask = fit_to_size(mask, size, fit, nearest=True) if dataset.get("write_masks") is not False else None
         yield Record(row, fit_to_size(pixels, size, fit), out_mask)

@@ -70,7 +70,10 @@ def prepare_dataset(name: str, dataset: dict, out: str | Path, seed: int,
             if not unit_is_current(unit, folder, dataset):
                 convert_unit(unit, dataset, folder)
             folders.append(folder)
-        return gather(name, dataset, folders, Path(out), seed, {"units": len(units)})
+        who = adapter(dataset).patients(dataset)
+        if not who["known"]:
+            print(f"WARNING dataset '{name}': {who['source']}")
+        return gather(name, dataset, folders, Path(out), seed, {"units": len(units), "patients": who})
 
 
 def check_dataset(name: str, dataset: dict) -> list[str]:
@@ -112,7 +115,10 @@ def load_manifest(slices_dir: str | Path) -> pd.DataFrame:
     if "mask_path" in manifest:
         manifest["mask_path"] = manifest["mask_path"].fillna("")
     files = [p for p in manifest["path"].dropna()] + [p for p in manifest.get("mask_path", []) if p]
-    absent = [p for p in files if not (Path(slices_dir) / p).is_file()]
+    root = Path(slices_dir).resolve()
+    outside = [p for p in files if not (Path(slices_dir) / p).resolve().is_relative_to(root)]
+    problems += [f"{p}: listed path outside {slices_dir} (absolute or with ..)" for p in outside[:5]]
+    absent = [p for p in files if p not in outside and not (Path(slices_dir) / p).is_file()]
     problems += [f"{Path(slices_dir) / p} is listed but missing" for p in absent[:5]]
     if len(absent) > 5:
         problems.append(f"... and {len(absent) - 5} more listed files are missing")

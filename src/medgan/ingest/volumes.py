@@ -18,7 +18,7 @@ from nibabel import orientations
 
 from .errors import DataError
 from .folders import glob_following_links
-from .images import fit_to_size, resample_to_spacing, safe_name, window_to_uint8
+from .images import finite, fit_to_size, resample_to_spacing, safe_name, window_to_uint8
 from .units import Record, Unit
 
 
@@ -76,6 +76,10 @@ def window_of(dataset: dict) -> tuple[float, float]:
 
 def _extension(name: str) -> str:
     return "".join(Path(name).suffixes[-2:]) if name.endswith(".gz") else Path(name).suffix
+
+
+def patients(dataset: dict) -> dict:
+    return {"known": True, "source": "one case (patient) per volume, from case_regex on its file name"}
 
 
 def list_units(dataset: dict) -> tuple[list[Unit], list[str]]:
@@ -155,6 +159,22 @@ def check_complete(path: Path) -> None:
         raise DataError(f"{path}: truncated ({actual} of {expected} bytes) — re-download it")
 
 
+MAX_VOXELS = 2**31  # 2.1 G voxels: a 1024×1024×2048 volume, beyond any CT or MR case
+
+
+def check_declared_size(path: Path) -> None:
+    """Refuse a volume whose header declares more voxels than any scan has (a damaged or crafted
+    header): SimpleITK would try to allocate it all (a "decompression bomb" of volumes). Reads
+    the header only. NIfTI is already checked against the file's length (check_complete)."""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    reader.ReadImageInformation()
+    voxels = int(np.prod(reader.GetSize(), dtype=np.float64)) * reader.GetNumberOfComponents()
+    if voxels > MAX_VOXELS:
+        raise DataError(f"{path}: declares {' × '.join(map(str, reader.GetSize()))} voxels ({voxels:.3g}), more than "
+                        f"any scan has (limit {MAX_VOXELS:.3g}) — a damaged or crafted header: re-export or delete it")
+
+
 def read_image(path: str | Path) -> sitk.Image:
     """A 3-D volume from a file SimpleITK reads, or from a folder holding one DICOM series."""
     path = Path(path)
@@ -172,6 +192,7 @@ def read_image(path: str | Path) -> sitk.Image:
             image = reader.Execute()
         else:
             check_complete(path)
+            check_declared_size(path)
             image = sitk.ReadImage(str(path))
     except RuntimeError as err:
         raise DataError(f"{path}: cannot be read ({str(err).strip().splitlines()[-1]}) — "
@@ -181,6 +202,36 @@ def read_image(path: str | Path) -> sitk.Image:
                         f"component(s), size {image.GetSize()} — expected one 3-D scalar volume; "
                         f"extract one time point/channel first")
     return image
+
+
+def _float_nifti(path: Path) -> bool:
+    if not path.name.lower().endswith((".nii", ".nii.gz")):
+        return False
+    try:
+        return np.dtype(nib.load(path).get_data_dtype()).kind == "f"
+    except (OSError, ValueError, nib.filebasedimages.ImageFileError):
+        return False
+
+
+def stored_values(path: Path, image: sitk.Image) -> np.ndarray:
+    """The (k, j, i) voxel array of `image` as the file stores it. SimpleITK's NIfTI reader
+    turns NaN and ±Inf into 0 without a word (SimpleITK 2.5, measured; MHA and NRRD keep them),
+    which would write them as water-grey pixels: for a float NIfTI file the non-finite voxels
+    are put back from nibabel's reading (one more read, float files only), so that the
+    dataset's `nonfinite` rule sees them."""
+    values = sitk.GetArrayViewFromImage(image)
+    if path.is_dir() or values.dtype.kind != "f" or not _float_nifti(path):
+        return values
+    stored = np.asanyarray(nib.load(path).dataobj)
+    stored = stored.reshape(stored.shape[:3]).T if stored.size == values.size else None
+    if stored is None or stored.shape != values.shape:
+        return values
+    bad = ~np.isfinite(stored)
+    if not bad.any():
+        return values
+    values = values.copy()
+    values[bad] = stored[bad]
+    return values
 
 
 def display_array(image: sitk.Image, array: np.ndarray | None = None) -> tuple[np.ndarray, tuple[float, float, float]]:
@@ -258,6 +309,7 @@ def _float_labels(label: np.ndarray, path, round_labels: bool) -> np.ndarray:
 def check_label_values(label: np.ndarray, path, declared, round_labels: bool = False) -> np.ndarray:
     """Integer labels from the declared set, or a DataError. Returns an integer array."""
     if label.dtype.kind == "f":
+        finite(label, path, None, "label voxel")  # a label map with NaN/Inf is always refused
         label = _float_labels(label, path, round_labels)
     unexpected = sorted(set(present_values(label, declared)) - set(declared))
     if unexpected:
@@ -315,8 +367,9 @@ def convert_case(item: dict, dataset: dict):
     check_pair(image, label_image, image_path, label_path, dataset.get("affine_tolerance", 0.01))
     # Zero-copy views of SimpleITK's buffers: `image` and `label_image` outlive them (locals
     # of this generator); every array kept past it is a copy (hu[keep], masks, PNG pixels).
-    hu, spacing = display_array(image, sitk.GetArrayViewFromImage(image))
-    label_values = check_label_values(sitk.GetArrayViewFromImage(label_image), label_path,
+    stored, replaced = finite(stored_values(image_path, image), image_path, dataset.get("nonfinite"))
+    hu, spacing = display_array(image, stored)
+    label_values = check_label_values(stored_values(label_path, label_image), label_path,
                                       dataset.get("label_values", [0, 1, 2]), dataset.get("round_labels", False))
     label, _ = display_array(label_image, label_values)
     organ_labels, lesion_labels = dataset.get("organ_labels", [1, 2]), dataset.get("lesion_labels", [2])
@@ -356,7 +409,7 @@ def convert_case(item: dict, dataset: dict):
                "organ_pixels": int(organ[k]), "lesion_pixels": int(lesion[k]),
                "window_low": low, "window_high": high,
                "spacing_x": spacing[0], "spacing_y": spacing[1], "spacing_z": spacing[2],
-               "pixel_mm_x": pixel_mm[1], "pixel_mm_y": pixel_mm[0]}
+               "pixel_mm_x": pixel_mm[1], "pixel_mm_y": pixel_mm[0], "nonfinite_replaced": replaced}
         yield Record(row, slice_pixels, mask)
 
 

@@ -106,6 +106,19 @@ def assign_splits(rows: pd.DataFrame, dataset: dict, seed: int) -> dict[str, str
     return split_cases(cases, dataset["split"], seed, strata=case_strata(rows))
 
 
+def nonfinite_decision(rows: pd.DataFrame, dataset: dict) -> dict:
+    """What the `nonfinite` rule did, for prepare.json: replaced values per source file (a
+    volume's rows each carry its file's total)."""
+    rule = dataset.get("nonfinite") or {"action": "refuse"}
+    counts = pd.to_numeric(rows.get("nonfinite_replaced", pd.Series(dtype=float)), errors="coerce").fillna(0)
+    per_file = counts.groupby(rows["source"]).max() if len(counts) else counts
+    per_file = {str(k): int(v) for k, v in per_file.items() if v > 0}
+    if per_file:
+        print(f"WARNING {dataset['raw']}: {sum(per_file.values())} non-finite value(s) in {len(per_file)} file(s) "
+              f"set to {rule.get('value')} (nonfinite: replace) — listed in prepare.json")
+    return {**rule, "replaced": sum(per_file.values()), "files": per_file}
+
+
 def gather(name: str, dataset: dict, unit_folders: list[Path], out: Path, seed: int,
            decisions: dict | None = None) -> pd.DataFrame:
     """Lay the units' images out by split and class, write manifest.csv and prepare.json."""
@@ -140,6 +153,6 @@ def gather(name: str, dataset: dict, unit_folders: list[Path], out: Path, seed: 
         summary = {"dataset": name, "kind": dataset["kind"], "settings": dataset, "seed": seed,
                    "splits": dict(sorted(split_of.items())),
                    "counts": counts.reindex([s for s in SPLITS if s in counts.index]).to_dict(orient="index"),
-                   **(decisions or {})}
+                   "nonfinite": nonfinite_decision(rows, dataset), **(decisions or {})}
         (tmp / "prepare.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return manifest

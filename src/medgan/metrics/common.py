@@ -81,13 +81,30 @@ def inception_record(inp: "Inputs") -> dict:
     return {"features": "inception-2048", "inception_weights": inp.features.inception_weights().record()}
 
 
+def _open_gray(path) -> Image.Image:
+    """A slice or sample as 8-bit gray; a damaged, non-image or oversized file ("decompression
+    bomb": more than Image.MAX_IMAGE_PIXELS) names itself instead of a Pillow traceback."""
+    import warnings
+
+    from ..errors import MedganError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                return image.convert("L")
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise MedganError(f"{path}: not a readable image ({err}) — rerun the stage that wrote it "
+                          f"(medgan sample / prepare), or replace the file") from None
+
+
 def load_gray(paths: list[str], size: tuple[int, int]) -> np.ndarray:
     """Images as float32 (N, H, W) in [0, 1], all at `size` (bilinear resize only if needed),
     so that real and generated images go through exactly the same path."""
     height, width = size
     out = np.empty((len(paths), height, width), np.float32)
     for i, path in enumerate(paths):
-        image = Image.open(path).convert("L")
+        image = _open_gray(path)
         if image.size != (width, height):
             image = image.resize((width, height), Image.BILINEAR)
         out[i] = np.asarray(image, np.float32) / 255.0

@@ -9,9 +9,12 @@ contribution (a feature constant in one set and different in the other gives |z|
 a threshold to choose, and a generator that varies what real images hold constant still
 shows. `value` = d_F^2 (>= 0; 0 for identical sets, never -inf) and `log_value` = the
 number frd-score itself reports (log d_F^2) when d_F^2 > 0. The steps are frd-score's own
-(extractor, NaN-row and NaN/Inf-column filtering, joint z-score, Fréchet distance), applied to
-cached per-image features so real sets are extracted once and the patient-level interval is affordable;
-tests check the value equals `compute_frd(..., norm_ref='joint')` on the same files.
+(extractor, NaN-row and NaN/Inf-column filtering, joint z-score), applied to cached per-image
+features so real sets are extracted once and the patient-level interval is affordable; the Fréchet
+distance is fid.frechet's, exact where the covariance product is singular (fewer images than
+features, the usual case here) instead of frd-score's approximate scipy sqrtm. Tests check the value
+against `compute_frd(..., norm_ref='joint')` on the same files and against scipy's sqrtm on a
+well-conditioned case.
 """
 
 from __future__ import annotations
@@ -44,10 +47,9 @@ def normalised(real: np.ndarray, fake: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def frechet_squared(real: np.ndarray, fake: np.ndarray) -> float:
-    from frd_score.frd import calculate_frechet_distance
-
-    return float(calculate_frechet_distance(real.mean(0), np.cov(real, rowvar=False),
-                                            fake.mean(0), np.cov(fake, rowvar=False)))
+    """d_F^2 of the normalised features, exact: with ~400 radiomics features and fewer images the
+    covariance product is singular, where frd-score's scipy sqrtm is approximate (fid.frechet)."""
+    return fid.frechet(real, fake)
 
 
 def compute(inp) -> dict:
