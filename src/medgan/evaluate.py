@@ -105,6 +105,20 @@ def inputs_for(params: dict, dataset: str, real: ImageSet, fake: ImageSet, train
     return inp
 
 
+def use_threads(params: dict) -> None:
+    """torch's threads for this job: resources.evaluate.threads (what Snakemake gave the job),
+    not torch's default of every core (two parallel jobs would then oversubscribe the CPU)."""
+    import torch
+
+    torch.set_num_threads(int(params["resources"]["evaluate"]["threads"]))
+
+
+def inception_provenance(stores: list[FeatureStore]) -> dict:
+    """write_metrics' extra: the Inception state dict the features came from, if any was used."""
+    loaded = next((r for r in (s.loaded_record() for s in stores) if r is not None), None)
+    return {} if loaded is None else {"inception_loaded": loaded}
+
+
 def run_metrics(inp: Inputs) -> dict:
     """Every selected metric's entries; a metric that cannot run gives each of its entries
     `skipped` with the reason (never silently missing). inception: required raises."""
@@ -127,6 +141,7 @@ def write_closest_pairs(inp: Inputs, out: Path) -> None:
 
 
 def evaluate(params: dict, name: str) -> dict:
+    use_threads(params)
     exp = config.experiment(params, name)
     dataset, cls, split = exp["dataset"], exp["class"], params["evaluate"]["real_split"]
     manifest, samples = manifest_with_files(dataset), samples_with_files(name)
@@ -147,7 +162,8 @@ def evaluate(params: dict, name: str) -> dict:
         results["settings"] = read_json(settings, f"rerun `medgan sample {name}`")
     write_closest_pairs(inp, paths.path(paths.CLOSEST_PAIRS, experiment=name))
     return write_metrics(paths.path(paths.METRICS, experiment=name), results, params, "evaluate", name,
-                         training=provenance.of_samples(paths.path(paths.SAMPLES, experiment=name)))
+                         training=provenance.of_samples(paths.path(paths.SAMPLES, experiment=name)),
+                         **inception_provenance([inp.features]))
 
 
 def training_signals(name: str) -> dict:
@@ -189,8 +205,10 @@ def baseline_classes(params: dict, dataset: str) -> list[str]:
 def baseline(params: dict, dataset: str) -> dict:
     """Real-vs-real floor for every class of `dataset` (and the pooled classes): half A plays
     the real set, half B the generated one (so memorisation's floor is held-out-vs-train at ~0.05)."""
+    use_threads(params)
     manifest, split = manifest_with_files(dataset), params["evaluate"]["real_split"]
     out = {"dataset": dataset, "seed": params["seed"], "real_split": split, "classes": {}}
+    stores = []
     for cls in baseline_classes(params, dataset):
         rows = real_rows(params, dataset, manifest, split, cls)
         if len(rows) < MIN_BASELINE:
@@ -200,6 +218,8 @@ def baseline(params: dict, dataset: str) -> dict:
         half_a, half_b, how = baseline_halves(params, rows, real_set(params, dataset, manifest, split, cls))
         inp = inputs_for(params, dataset, half_a, half_b, real_set(params, dataset, manifest, "train", cls),
                          manifest, None, is_baseline=True)
+        stores.append(inp.features)
         out["classes"][cls] = {"halves": how, "n_real": len(inp.real), "n_fake": len(inp.fake),
                                "n_train": len(inp.train), "metrics": run_metrics(inp)}
-    return write_metrics(paths.path(paths.BASELINE, dataset=dataset), out, params, "baseline", dataset)
+    return write_metrics(paths.path(paths.BASELINE, dataset=dataset), out, params, "baseline", dataset,
+                         **inception_provenance(stores))
