@@ -54,7 +54,7 @@ class Weights:
     state_dict_sha256: str = ""
 
     def __post_init__(self):
-        if not self.state_dict_sha256:
+        if not self.state_dict_sha256 and self.path.is_file():
             object.__setattr__(self, "state_dict_sha256", sha256(self.path))
 
     def record(self) -> dict:
