@@ -76,10 +76,16 @@ def inception_model(weights: inception.Weights) -> inception.PoolFeatures:
 
 
 def radiomics_extractor():
+    """frd-score's FRD v1 2-D extractor without its LoG image type: pyradiomics applies LoG only
+    to images at least 4 voxels deep, so on a 2-D slice (depth 1) it skips every sigma and logs
+    "Image too small to apply LoG filter" once per image. Dropping it leaves every feature as it
+    was (tests check) and the log readable."""
     from frd_score.frd import FRD_VERSION_V1, get_feature_extractor
 
     logging.getLogger("radiomics").setLevel(logging.ERROR)
-    return get_feature_extractor(frd_version=FRD_VERSION_V1, image_dim=2)
+    extractor = get_feature_extractor(frd_version=FRD_VERSION_V1, image_dim=2)
+    extractor.enabledImagetypes.pop("LoG", None)
+    return extractor
 
 
 def radiomics_features(paths: list[str], workers: int = 1) -> np.ndarray:

@@ -4,9 +4,6 @@ each entry says which in `features`."""
 
 from __future__ import annotations
 
-import contextlib
-import io
-
 import numpy as np
 
 from .common import MetricSkipped, bootstrap_cis, inception_record, number
@@ -27,10 +24,31 @@ def feature_pair(inp) -> tuple[np.ndarray, np.ndarray, dict]:
 
 
 def prdc_values(real: np.ndarray, fake: np.ndarray, k: int) -> dict:
-    from prdc import compute_prdc
+    """The `prdc` package's compute_prdc, equal to it (tests check)."""
+    return values_from_distances(*distances(real, fake), k)
 
-    with contextlib.redirect_stdout(io.StringIO()):  # it prints the set sizes
-        return compute_prdc(real_features=real, fake_features=fake, nearest_k=k)
+
+def distances(real: np.ndarray, fake: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """real-real, fake-fake and real-fake Euclidean distances by the `prdc` package's own function
+    (one matrix product each): computed once, bootstrap replicates index them."""
+    from prdc.prdc import compute_pairwise_distance
+
+    return compute_pairwise_distance(real), compute_pairwise_distance(fake), compute_pairwise_distance(real, fake)
+
+
+def values_from_distances(real_real: np.ndarray, fake_fake: np.ndarray, real_fake: np.ndarray, k: int) -> dict:
+    """compute_prdc's formulas (prdc 0.2, Naeem et al. 2020) on given distance matrices; written
+    out because the package computes the distances inside compute_prdc. k-NN radii by its
+    get_kth_value (k + 1: a point is its own nearest neighbour)."""
+    from prdc.prdc import get_kth_value
+
+    real_radii = get_kth_value(real_real, k=k + 1, axis=-1)
+    fake_radii = get_kth_value(fake_fake, k=k + 1, axis=-1)
+    in_real_balls = real_fake < np.expand_dims(real_radii, axis=1)
+    return {"precision": in_real_balls.any(axis=0).mean(),
+            "recall": (real_fake < np.expand_dims(fake_radii, axis=0)).any(axis=1).mean(),
+            "density": (1. / float(k)) * in_real_balls.sum(axis=0).mean(),
+            "coverage": (real_fake.min(axis=1) < real_radii).mean()}
 
 
 def compute(inp) -> dict:
@@ -38,14 +56,15 @@ def compute(inp) -> dict:
     real, fake, kind = feature_pair(inp)
     if min(len(real), len(fake)) < k + 2:
         raise MetricSkipped(f"PRDC with k={k} needs at least {k + 2} real and {k + 2} generated images")
-    values = prdc_values(real, fake, k)
+    real_real, fake_fake, real_fake = distances(real, fake)
+    values = values_from_distances(real_real, fake_fake, real_fake, k)
 
     def replicate(i, j):
         # Replicates drop repeated rows: a duplicate would be its own nearest neighbour.
         i, j = np.unique(i), np.unique(j)
         if min(len(i), len(j)) < k + 2:
             return [np.nan] * len(NAMES)
-        again = prdc_values(real[i], fake[j], k)
+        again = values_from_distances(real_real[np.ix_(i, i)], fake_fake[np.ix_(j, j)], real_fake[np.ix_(i, j)], k)
         return [again[part] for part in PARTS]
 
     cis = bootstrap_cis(replicate, (len(real), len(fake)), inp, "prdc") or [None] * len(NAMES)
