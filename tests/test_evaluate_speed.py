@@ -105,3 +105,31 @@ def test_radiomics_without_log_gives_the_same_features_and_no_warning_per_image(
             assert np.array_equal(np.asarray(ours[0], float), np.asarray(theirs[0], float))
     finally:
         radiomics_logger.setLevel(level)
+
+
+def test_real_set_features_are_cached_once_for_every_experiment_and_seed(tmp_path, monkeypatch):
+    """The cache file of a real set depends on the dataset, split, class, preprocessing and the
+    images, not on which experiment or seed replicate asks for it."""
+    import pandas as pd
+
+    from medgan import evaluate
+
+    monkeypatch.chdir(tmp_path)
+    files = []
+    for n in range(4):
+        files.append(str(tmp_path / f"{n}.png"))
+        Image.fromarray(np.full((8, 8), 40 * n, np.uint8)).save(files[-1])
+    manifest = pd.DataFrame({"file": files, "split": ["test", "test", "train", "train"], "class": "tumour"})
+
+    def params(seed, experiment):
+        return {"seed": seed, "experiments": {experiment: {"dataset": "d"}},
+                "datasets": {"d": {"classes": ["tumour"], "image_size": [8, 8], "kind": "lits"}}}
+
+    extractor = {"name": "inception", "weights": {"state_dict_sha256": "a" * 64}}
+    keys = {features.cache_file(extractor, evaluate.real_set(params(seed, name), "d", manifest, "test", "tumour"))[0]
+            for seed in (0, 1, 7) for name in ("gan_a", "gan_b")}
+    assert len(keys) == 1
+    other_split = features.cache_file(extractor, evaluate.real_set(params(0, "gan_a"), "d", manifest, "train", "tumour"))[0]
+    other_weights = features.cache_file({**extractor, "weights": {"state_dict_sha256": "b" * 64}},
+                                        evaluate.real_set(params(0, "gan_a"), "d", manifest, "test", "tumour"))[0]
+    assert other_split not in keys and other_weights not in keys

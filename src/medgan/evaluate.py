@@ -55,7 +55,10 @@ def real_set(params: dict, dataset: str, manifest: pd.DataFrame, split: str, cls
         raise config.ConfigError(f"{paths.path(paths.SLICES, dataset=dataset)}: no real '{cls}' images "
                                  f"in split '{split}'")
     settings = params["datasets"][dataset]
-    key = {"dataset": dataset, "split": split, "class": cls, "seed": params["seed"],
+    # No experiment and no seed in the key: every experiment and seed replicate of this dataset
+    # shares the set's features (the files' contents are hashed into the key too, so a split
+    # that a seed changes is a different key anyway).
+    key = {"dataset": dataset, "split": split, "class": cls,
            "preprocessing": {k: settings.get(k) for k in PREPROCESSING_KEYS}}
     return ImageSet(list(rows["file"]), cache_key=key)
 
