@@ -90,7 +90,8 @@ def radiomics_extractor():
 
 def radiomics_features(paths: list[str], workers: int = 1) -> np.ndarray:
     """(N, F) raw FRD-v1 radiomics features of whole images (frd-score's own extraction:
-    full-image mask, Original + LoG + Wavelet filters). Rows of NaN are kept (dropped later)."""
+    full-image mask, Original + Wavelet filters; its LoG never applies to a 2-D slice), in
+    `workers` processes (frd-score's multiprocessing pool). Rows of NaN are kept (dropped later)."""
     from frd_score.frd import FRD_VERSION_V1, compute_features
 
     with contextlib.redirect_stdout(io.StringIO()):
