@@ -305,8 +305,6 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"), help="folder for the tables")
     args = parser.parse_args(argv)
 
-    import platform
-
     import torch
 
     from medgan.metrics import features, inception
@@ -320,29 +318,28 @@ def main(argv=None) -> dict:
     reference = {"matmul_gflops": matmul, "inception_gflop_per_image": gflop,
                  "inception_limit_images_per_s": matmul / gflop, "inception_kind": model.kind}
     print(f"matmul {matmul:.1f} GFLOP/s; Inception {gflop:.2f} GFLOP/image → limit {matmul / gflop:.2f} images/s")
-    rows = []
-    for n in sorted(args.sizes):
-        rows.append(run_size(n, args, weights, reference))
-        r = rows[-1]
-        print(f"n={n}: total {r['total_s']:.1f} s, Inception {r['inception_images_per_s']:.2f} images/s "
-              f"({100 * r['inception_share_of_limit']:.0f}% of the limit), peak {r['peak_rss_mb']:.0f} MB")
-    device = features.device().type
-    result = {"device": device, "threads": args.threads, "bootstrap": args.bootstrap,
-              "cpu": platform.processor() or platform.machine(), "load_before": [round(x, 2) for x in load_before],
-              "load_after": [round(x, 2) for x in os.getloadavg()], "reference": reference, "sizes": rows,
-              "growth": exponents(rows)}
-    try:
-        from medgan.provenance import cpu_info
+    from medgan.provenance import cpu_info
 
-        result["cpu"] = cpu_info()["cpu"]
-    except Exception:  # noqa: BLE001 — the CPU's name is a label, not a result
-        pass
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"bench_evaluate_{device}.json").write_text(json.dumps(result, indent=1, default=float) + "\n")
-    (out / f"bench_evaluate_{device}.md").write_text(markdown(result))
+    device = features.device().type
+    result = {"device": device, "threads": args.threads, "bootstrap": args.bootstrap, "cpu": cpu_info()["cpu"],
+              "load_before": [round(x, 2) for x in load_before], "reference": reference, "sizes": [], "growth": []}
+    for n in sorted(args.sizes):
+        result["sizes"].append(run_size(n, args, weights, reference))
+        r = result["sizes"][-1]
+        print(f"n={n}: total {r['total_s']:.1f} s ({r['total_real_cached_s']:.1f} s with the real sets cached), "
+              f"Inception {r['inception_images_per_s']:.2f} images/s "
+              f"({100 * r['inception_share_of_limit']:.0f}% of the limit), peak {r['peak_rss_mb']:.0f} MB")
+        result["load_after"] = [round(x, 2) for x in os.getloadavg()]
+        result["growth"] = exponents(result["sizes"])
+        write_tables(result, Path(args.out))  # after every size: a long run interrupted keeps what it measured
     print(markdown(result))
     return result
+
+
+def write_tables(result: dict, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"bench_evaluate_{result['device']}.json").write_text(json.dumps(result, indent=1, default=float) + "\n")
+    (out / f"bench_evaluate_{result['device']}.md").write_text(markdown(result))
 
 
 if __name__ == "__main__":
