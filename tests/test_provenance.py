@@ -90,6 +90,7 @@ def test_write_metrics_rounds_and_puts_the_block_in_a_named_sidecar(params):
 
 def test_evaluates_sidecar_records_the_sha256_of_the_inception_state_dict_it_loaded(params):
     from medgan import evaluate
+    from medgan.metrics import inception
     from medgan.metrics.common import ImageSet, Inputs
     from medgan.metrics.features import FeatureStore
 
@@ -106,7 +107,7 @@ def test_evaluates_sidecar_records_the_sha256_of_the_inception_state_dict_it_loa
                           "evaluate", "tiny_dcgan_tumour", **evaluate.inception_provenance([store]))
     block = json.loads(paths.path(paths.EVALUATE_PROVENANCE, experiment="tiny_dcgan_tumour").read_text())
     loaded = block["inception_state_dict"]
-    assert loaded["state_dict_sha256"] == hashlib.sha256(state_dict.read_bytes()).hexdigest()
+    assert loaded["state_dict_sha256"] == inception.tensors_sha256(torch.load(state_dict, weights_only=True))
     assert loaded["state_dict"] == "pt_inception.pth" and loaded["origin"] == "pytorch-fid"
 
 

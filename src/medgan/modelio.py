@@ -10,7 +10,6 @@ named and skipped.
 
 from __future__ import annotations
 
-import io
 import os
 import pickle
 import random
@@ -45,14 +44,13 @@ def _first_line(err: BaseException) -> str:
     return text[0] if text else type(err).__name__
 
 
-def safe_load(path: str | os.PathLike, map_location="cpu", required=(), data: bytes | None = None) -> dict:
-    """A dict saved by torch.save, loaded with weights_only=True; ModelFileError otherwise.
-    `data`: the file's bytes, already read (and hashed) by the caller; errors still name `path`."""
+def safe_load(path: str | os.PathLike, map_location="cpu", required=()) -> dict:
+    """A dict saved by torch.save, loaded with weights_only=True; ModelFileError otherwise."""
     path = Path(path)
-    if data is None and not path.is_file():
+    if not path.is_file():
         raise ModelFileError(f"{path} not found — run the stage that makes it (or `dvc pull` it) first")
     try:
-        data = torch.load(path if data is None else io.BytesIO(data), map_location=map_location, weights_only=True)
+        data = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
         if found:

@@ -44,8 +44,8 @@ class WeightsMissing(MedganError, FileNotFoundError):
 
 @dataclass(frozen=True)
 class Weights:
-    """A state dict for pytorch-fid's Inception3 (`path`, whose sha256 is `state_dict_sha256`)
-    and the file the numbers come from (`file`, `sha256`)."""
+    """A state dict for pytorch-fid's Inception3 (`path`; `state_dict_sha256` hashes the tensors
+    it holds) and the file the numbers come from (`file`, `sha256`)."""
 
     path: Path
     file: str
@@ -55,7 +55,7 @@ class Weights:
 
     def __post_init__(self):
         if not self.state_dict_sha256 and self.path.is_file():
-            object.__setattr__(self, "state_dict_sha256", sha256(self.path))
+            object.__setattr__(self, "state_dict_sha256", state_dict_sha256(self.path))
 
     def record(self) -> dict:
         return {"file": self.file, "sha256": self.sha256, "origin": self.origin,
@@ -231,18 +231,44 @@ def model(weights: Weights, resize_input: bool = True, normalize_input: bool = T
 
 
 def verified_state_dict(weights: Weights) -> dict:
-    """The state dict at weights.path, loaded (weights_only=True) from the very bytes whose
-    sha256 is weights.state_dict_sha256, so the recorded hash is the loaded network's."""
+    """The state dict at weights.path (weights_only=True), refused unless its tensors hash to
+    weights.state_dict_sha256: the recorded hash is the loaded network's."""
     from ..modelio import safe_load
 
-    data = weights.path.read_bytes() if weights.path.is_file() else b""
-    digest = hashlib.sha256(data).hexdigest()
-    if data and digest != weights.state_dict_sha256:
-        raise WeightsMissing(f"{weights.path}: sha256 {digest} changed since it was resolved "
+    state = safe_load(weights.path)
+    digest = tensors_sha256(state)
+    if digest != weights.state_dict_sha256:
+        raise WeightsMissing(f"{weights.path}: state dict sha256 {digest} changed since it was resolved "
                              f"({weights.state_dict_sha256}); rerun the stage")
-    if not data:  # missing or empty: safe_load's message names the file and the fix
-        return safe_load(weights.path)
-    return safe_load(weights.path, data=data)
+    return state
+
+
+def tensors_sha256(state: dict) -> str:
+    """sha256 of a state dict's content (names, dtypes, shapes, values in name order): the same
+    for the same tensors however the file was written (torch.save's files hold a random
+    serialization id, so two conversions of one source differ byte for byte)."""
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(np.ascontiguousarray(tensor.numpy()).tobytes())
+    return digest.hexdigest()
+
+
+_STATE_HASHES: dict[tuple, str] = {}
+
+
+def state_dict_sha256(path: Path) -> str:
+    """tensors_sha256 of the state dict file at `path` (weights_only=True), once per file version."""
+    from ..modelio import safe_load
+
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _STATE_HASHES:
+        _STATE_HASHES[key] = tensors_sha256(safe_load(path))
+    return _STATE_HASHES[key]
 
 
 class PoolFeatures:
