@@ -23,6 +23,7 @@ def test_blocked_nearest_is_scipys_cdist_exactly(monkeypatch):
     reference[40] = reference[17]  # a tie: the first index wins, as with argmin
     queries[7] = np.clip(reference[5] + 1e-7, 0, 1)  # a near copy
     monkeypatch.setattr(memorisation, "BLOCK_ROWS", 50)  # several blocks, a partial last one
+    monkeypatch.setattr(memorisation, "SMALL_PAIRS", 0)  # the blocked path, not cdist's shortcut
     distance, index = memorisation.nearest(queries, reference)
     full = cdist(queries.reshape(130, -1), reference.reshape(300, -1))
     assert np.array_equal(distance, full.min(1)) and np.array_equal(index, full.argmin(1))
