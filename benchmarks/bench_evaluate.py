@@ -179,8 +179,8 @@ def reference_times(inp, weights, bootstrap: int, kid_subsets: int) -> dict:
     out["memorisation nearest (pixels)"] = (before, timed(lambda: memorisation.nearest(fake, train))[0])
     real_f, fake_f = inp.features.get("inception", inp.real), inp.features.get("inception", inp.fake)
     rng = np.random.default_rng(0)
-    draws = [(np.unique(rng.integers(0, len(real_f), len(real_f))), np.unique(rng.integers(0, len(fake_f), len(fake_f))))
-             for _ in range(SCALED_REPLICATES)]
+    draws = [(np.unique(rng.integers(0, len(real_f), len(real_f))),
+              np.unique(rng.integers(0, len(fake_f), len(fake_f)))) for _ in range(SCALED_REPLICATES)]
     draws = [(i, j) for i, j in draws if min(len(i), len(j)) >= 7]  # as the metric: k + 2 distinct rows
 
     def prdc_before():
@@ -240,7 +240,8 @@ def run_size(n: int, args, weights, reference: dict) -> dict:
     rss, children = peak_memory_mb()
     return {"n": n, "phantoms_s": make, "features_s": feats, "metrics_s": metrics, "total_s": total,
             "total_real_cached_s": warm,
-            "inception_images_per_s": rate, "inception_share_of_limit": rate / reference["inception_limit_images_per_s"],
+            "inception_images_per_s": rate,
+            "inception_share_of_limit": rate / reference["inception_limit_images_per_s"],
             "peak_rss_mb": rss, "peak_rss_workers_mb": children, "before_after_s": compared}
 
 
@@ -273,7 +274,8 @@ def markdown(result: dict) -> str:
         lines.append(f"| {key}: point | " + " | ".join(f"{r['metrics_s'][key][0]:.2f}" for r in rows) + " |")
         lines.append(f"| {key}: bootstrap | " + " | ".join(
             f"{r['metrics_s'][key][1] - r['metrics_s'][key][0]:.2f}" for r in rows) + " |")
-    lines.append("| **total (features + metrics with CIs)** | " + " | ".join(f"**{r['total_s']:.0f}**" for r in rows) + " |")
+    lines.append("| **total (features + metrics with CIs)** | "
+                 + " | ".join(f"**{r['total_s']:.0f}**" for r in rows) + " |")
     lines.append("| total with the real sets' features cached | " + " | ".join(
         f"{r['total_real_cached_s']:.0f}" for r in rows) + " |")
     lines.append("| Inception images/s | " + " | ".join(f"{r['inception_images_per_s']:.2f}" for r in rows) + " |")

@@ -130,7 +130,8 @@ def test_real_set_features_are_cached_once_for_every_experiment_and_seed(tmp_pat
     keys = {features.cache_file(extractor, evaluate.real_set(params(seed, name), "d", manifest, "test", "tumour"))[0]
             for seed in (0, 1, 7) for name in ("gan_a", "gan_b")}
     assert len(keys) == 1
-    other_split = features.cache_file(extractor, evaluate.real_set(params(0, "gan_a"), "d", manifest, "train", "tumour"))[0]
+    other_split = features.cache_file(extractor,
+                                      evaluate.real_set(params(0, "gan_a"), "d", manifest, "train", "tumour"))[0]
     other_weights = features.cache_file({**extractor, "weights": {"state_dict_sha256": "b" * 64}},
                                         evaluate.real_set(params(0, "gan_a"), "d", manifest, "test", "tumour"))[0]
     assert other_split not in keys and other_weights not in keys
