@@ -237,11 +237,13 @@ def run_size(n: int, args, weights, reference: dict) -> dict:
     # an experiment's evaluate once its dataset's real sets are in the feature cache (the
     # baseline or the first experiment fills it): generated features + the metrics
     warm = sum(v for k, v in feats.items() if k.endswith(" fake")) + metric_seconds
+    matmul = matmul_gflops()  # again at this size: on a shared machine the load moves during a run
+    limit = matmul / reference["inception_gflop_per_image"]
     rss, children = peak_memory_mb()
     return {"n": n, "phantoms_s": make, "features_s": feats, "metrics_s": metrics, "total_s": total,
             "total_real_cached_s": warm,
             "inception_images_per_s": rate,
-            "inception_share_of_limit": rate / reference["inception_limit_images_per_s"],
+            "inception_share_of_limit": rate / limit, "matmul_gflops_after": matmul,
             "peak_rss_mb": rss, "peak_rss_workers_mb": children, "before_after_s": compared}
 
 
@@ -279,6 +281,8 @@ def markdown(result: dict) -> str:
     lines.append("| total with the real sets' features cached | " + " | ".join(
         f"{r['total_real_cached_s']:.0f}" for r in rows) + " |")
     lines.append("| Inception images/s | " + " | ".join(f"{r['inception_images_per_s']:.2f}" for r in rows) + " |")
+    lines.append("| 2048² matmul GFLOP/s, measured after this size | " + " | ".join(
+        f"{r.get('matmul_gflops_after', float('nan')):.1f}" for r in rows) + " |")
     lines.append("| Inception share of the matmul limit | " + " | ".join(
         f"{100 * r['inception_share_of_limit']:.0f}%" for r in rows) + " |")
     lines.append("| peak RSS MB (process / radiomics workers) | " + " | ".join(
