@@ -34,8 +34,10 @@ def fid_inception():
     """pytorch-fid's InceptionV3 with the weights evaluate would use (offline)."""
     from medgan.metrics import inception
 
+    from medgan.metrics.features import device
+
     weights = inception.resolve("required", None)
-    return inception.model(weights), weights.file
+    return inception.fast_model(weights, device()), weights.file
 
 
 def bench_inception(paths: list[str], size: int, batch: int) -> None:
@@ -44,7 +46,6 @@ def bench_inception(paths: list[str], size: int, batch: int) -> None:
     from medgan.metrics.features import device, inception_features
 
     model, weights = fid_inception()
-    model = model.to(device())
     inception_features(model, paths[:batch], (size, size), batch)  # warm-up
     if device().type == "cuda":
         torch.cuda.synchronize()

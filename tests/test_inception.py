@@ -3,6 +3,7 @@ InceptionV3, gives the packaged TorchScript module's features (so FID/KID from e
 file are pytorch-fid's numbers)."""
 
 import hashlib
+import warnings
 
 import numpy as np
 import pytest
@@ -34,6 +35,25 @@ def networks(packaged, tmp_path_factory):
     weights = inception.Weights(converted, packaged.name, inception.sha256(packaged), "test")
     return (inception.load_torchscript(packaged), inception.model(weights, resize_input=False, normalize_input=False),
             inception.model(weights))
+
+
+def test_fast_model_gives_pytorch_fids_features_without_a_warning(networks, packaged, tmp_path_factory):
+    _, _, pytorch_fid_protocol = networks
+    converted = inception.converted(packaged, tmp_path_factory.mktemp("fast"))
+    weights = inception.Weights(converted, packaged.name, inception.sha256(packaged), "test")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fast = inception.fast_model(weights)
+    assert [str(w.message) for w in caught] == []  # torch.jit's deprecation handled, not shown
+    assert fast.kind == "traced+frozen channels_last" and fast.device.type == "cpu"
+    torch.manual_seed(1)
+    batch = torch.rand(5, 1, 64, 64).repeat(1, 3, 1, 1)  # another batch size than the trace's
+    with torch.no_grad():
+        expected = pytorch_fid_protocol(batch)[0].flatten(1)
+        got = fast(batch)
+    assert got.shape == (5, 2048)
+    scale = float(expected.abs().max())
+    assert 0 < float((got - expected).abs().max()) <= SAME_NETWORK_RTOL * scale  # folded BN: rounding only
 
 
 def test_packaged_file_is_the_pinned_one(packaged):
@@ -68,6 +88,7 @@ def test_conversion_is_cached_by_the_source_hash_and_refuses_another_file(packag
     first = inception.converted(packaged)
     assert first == inception.CONVERTED_DIR / first.name
     assert (tmp_path / first).is_file() and inception.PACKAGED_SHA256[:16] in first.name
+    assert first.name.endswith(f"_v{inception.CONVERSION_VERSION}.pth")
     state = torch.load(first, weights_only=True)
     assert len(state) == 6 * len(inception.conv_pairs()) and "fc.weight" not in state
     stamp = first.stat().st_mtime_ns
@@ -90,3 +111,36 @@ def test_every_packaged_parameter_is_mapped_once(networks):
         p.numel() for n, p in mapped.named_parameters() if n.endswith("conv.weight"))
     assert len({t for _, t in inception.conv_pairs()}) == len(inception.conv_pairs()) == len(theirs) // 4
     assert np.isclose(sum(v.numel() for v in theirs.values()) / 1e6, 21.8, atol=0.1)
+
+
+def test_a_new_conversion_version_converts_again(packaged, tmp_path, monkeypatch):
+    first = inception.converted(packaged, tmp_path)
+    calls = []
+    original = inception.mapped_state_dict
+    monkeypatch.setattr(inception, "mapped_state_dict", lambda state: calls.append(1) or original(state))
+    assert inception.converted(packaged, tmp_path) == first and calls == []  # same version: cached
+    monkeypatch.setattr(inception, "CONVERSION_VERSION", inception.CONVERSION_VERSION + 1)
+    second = inception.converted(packaged, tmp_path)
+    assert second != first and second.is_file() and calls == [1]  # reconverted, not the old file served
+    assert first.is_file()
+
+
+def test_the_recorded_state_dict_hash_is_the_loaded_ones(packaged, tmp_path):
+    converted = inception.converted(packaged, tmp_path)
+    weights = inception.Weights(converted, packaged.name, inception.sha256(packaged), "test")
+    record = weights.record()
+    state = inception.verified_state_dict(weights)
+    assert len(state) == 6 * len(inception.conv_pairs())
+    assert record["state_dict_sha256"] == inception.tensors_sha256(torch.load(converted, weights_only=True))
+    assert record["sha256"] == inception.PACKAGED_SHA256 != record["state_dict_sha256"]
+    # a second conversion elsewhere (torch.save's bytes differ: a random serialization id) hashes the same
+    again = inception.converted(packaged, tmp_path / "again")
+    assert again.read_bytes() != converted.read_bytes()
+    assert inception.Weights(again, packaged.name, inception.PACKAGED_SHA256, "test").state_dict_sha256 == \
+        record["state_dict_sha256"]
+    # The file replaced after its hash was recorded: refused, not loaded under the old hash.
+    changed = dict(state)
+    changed["Conv2d_1a_3x3.bn.bias"] = changed["Conv2d_1a_3x3.bn.bias"] + 1
+    torch.save(changed, converted)
+    with pytest.raises(inception.WeightsMissing, match="changed since it was resolved"):
+        inception.verified_state_dict(weights)

@@ -219,7 +219,8 @@ def test_fid_weights_at_a_configured_path(tmp_path, random_inception_weights, mo
     entry = fid.compute(inp)["fid"]
     assert entry["value"] == pytest.approx(0.0, abs=1e-3)
     assert entry["inception_weights"] == {"file": "inception.pth", "sha256": inception.sha256(elsewhere),
-                                          "origin": "pytorch-fid"}
+                                          "origin": "pytorch-fid",
+                                          "state_dict_sha256": inception.state_dict_sha256(elsewhere)}
 
 
 def test_pytorch_fid_file_is_preferred_over_the_packaged_one(tmp_path, random_inception_weights):

@@ -90,6 +90,29 @@ def test_write_metrics_rounds_and_puts_the_block_in_a_named_sidecar(params):
     assert block["stage"] == "evaluate" and block["target"] == "tiny_dcgan_tumour"
 
 
+def test_evaluates_sidecar_records_the_sha256_of_the_inception_state_dict_it_loaded(params):
+    from medgan import evaluate
+    from medgan.metrics import inception
+    from medgan.metrics.common import ImageSet, Inputs
+    from medgan.metrics.features import FeatureStore
+
+    state_dict = paths.path(paths.CACHE) / "pt_inception.pth"
+    state_dict.parent.mkdir(parents=True)
+    torch.save({"w": torch.arange(3.0)}, state_dict)
+    settings = {"inception": "required", "inception_weights": str(state_dict)}
+    inp = Inputs(real=ImageSet([]), fake=ImageSet([]), train=ImageSet([]), settings=settings, seed=0,
+                 image_size=(8, 8))
+    store = FeatureStore(inp)
+    assert evaluate.inception_provenance([store]) == {}  # nothing resolved: nothing claimed
+    assert store.inception_available() is None
+    results.write_metrics(paths.path(paths.METRICS, experiment="tiny_dcgan_tumour"), {"metrics": {}}, params,
+                          "evaluate", "tiny_dcgan_tumour", **evaluate.inception_provenance([store]))
+    block = json.loads(paths.path(paths.EVALUATE_PROVENANCE, experiment="tiny_dcgan_tumour").read_text())
+    loaded = block["inception_state_dict"]
+    assert loaded["state_dict_sha256"] == inception.tensors_sha256(torch.load(state_dict, weights_only=True))
+    assert loaded["state_dict"] == "pt_inception.pth" and loaded["origin"] == "pytorch-fid"
+
+
 def test_dvc_metrics_diff_ignores_provenance_and_sees_a_real_change(project):
     """DVC compares every leaf of a metrics file, strings and booleans too (checked with dvc
     3.67): so the block lives in a sidecar, and a new commit alone leaves the diff empty."""

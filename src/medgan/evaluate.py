@@ -55,7 +55,10 @@ def real_set(params: dict, dataset: str, manifest: pd.DataFrame, split: str, cls
         raise config.ConfigError(f"{paths.path(paths.SLICES, dataset=dataset)}: no real '{cls}' images "
                                  f"in split '{split}'")
     settings = params["datasets"][dataset]
-    key = {"dataset": dataset, "split": split, "class": cls, "seed": params["seed"],
+    # No experiment and no seed in the key: every experiment and seed replicate of this dataset
+    # shares the set's features (the files' contents are hashed into the key too, so a split
+    # that a seed changes is a different key anyway).
+    key = {"dataset": dataset, "split": split, "class": cls,
            "preprocessing": {k: settings.get(k) for k in PREPROCESSING_KEYS}}
     return ImageSet(list(rows["file"]), cache_key=key)
 
@@ -114,6 +117,20 @@ def inputs_for(params: dict, dataset: str, real: ImageSet, fake: ImageSet, train
     return inp
 
 
+def use_threads(params: dict) -> None:
+    """torch's threads for this job: resources.evaluate.threads (what Snakemake gave the job),
+    not torch's default of every core (two parallel jobs would then oversubscribe the CPU)."""
+    import torch
+
+    torch.set_num_threads(int(params["resources"]["evaluate"]["threads"]))
+
+
+def inception_provenance(stores: list[FeatureStore]) -> dict:
+    """write_metrics' extra: the Inception state dict the features came from, if any was used."""
+    loaded = next((r for r in (s.loaded_record() for s in stores) if r is not None), None)
+    return {} if loaded is None else {"inception_loaded": loaded}
+
+
 def run_metrics(inp: Inputs) -> dict:
     """Every selected metric's entries; a metric that cannot run gives each of its entries
     `skipped` with the reason (never silently missing). inception: required raises."""
@@ -140,6 +157,7 @@ def evaluate(params: dict, name: str, replicate: int = 0) -> dict:
     randomness (bootstraps, subsets) uses params `seed` for every replicate: replicates differ by
     their training and sampling seed only. The synthetic set (medgan synthesize, made with
     replicate 0's model) feeds replicate 0's segmentation utility only."""
+    use_threads(params)
     exp = config.experiment(params, name)
     config.check_replicate(params, name, replicate)
     where = {"experiment": name, "replicate": replicate}
@@ -164,7 +182,8 @@ def evaluate(params: dict, name: str, replicate: int = 0) -> dict:
         check_held_out_unseen(name, dataset, trained_on, real_rows(params, dataset, manifest, split, cls))
     write_closest_pairs(inp, paths.path(paths.CLOSEST_PAIRS, **where))
     return write_metrics(paths.path(paths.REPLICATE_METRICS, **where), results, params, "evaluate", name,
-                         replicate=replicate, training=provenance.of_samples(paths.path(paths.SAMPLES, **where)))
+                         replicate=replicate, training=provenance.of_samples(paths.path(paths.SAMPLES, **where)),
+                         **inception_provenance([inp.features]))
 
 
 def check_held_out_unseen(name: str, dataset: str, trained_on: list[str] | None, held_out: pd.DataFrame) -> None:
@@ -233,8 +252,10 @@ def baseline_classes(params: dict, dataset: str) -> list[str]:
 def baseline(params: dict, dataset: str) -> dict:
     """Real-vs-real floor for every class of `dataset` (and the pooled classes): half A plays
     the real set, half B the generated one (so memorisation's floor is held-out-vs-train at ~0.05)."""
+    use_threads(params)
     manifest, split = manifest_with_files(dataset), params["evaluate"]["real_split"]
     out = {"dataset": dataset, "seed": params["seed"], "real_split": split, "classes": {}}
+    stores = []
     for cls in baseline_classes(params, dataset):
         rows = real_rows(params, dataset, manifest, split, cls)
         if len(rows) < MIN_BASELINE:
@@ -244,6 +265,8 @@ def baseline(params: dict, dataset: str) -> dict:
         half_a, half_b, how = baseline_halves(params, rows, real_set(params, dataset, manifest, split, cls))
         inp = inputs_for(params, dataset, half_a, half_b, real_set(params, dataset, manifest, "train", cls),
                          manifest, None, is_baseline=True)
+        stores.append(inp.features)
         out["classes"][cls] = {"halves": how, "n_real": len(inp.real), "n_fake": len(inp.fake),
                                "n_train": len(inp.train), "metrics": run_metrics(inp)}
-    return write_metrics(paths.path(paths.BASELINE, dataset=dataset), out, params, "baseline", dataset)
+    return write_metrics(paths.path(paths.BASELINE, dataset=dataset), out, params, "baseline", dataset,
+                         **inception_provenance(stores))

@@ -142,10 +142,12 @@ def environment() -> dict:
 
 def collect(stage: str, params: dict | None = None, target: str | None = None, *,
             settings: dict | None = None, feature_weights: dict[str, str | Path] | None = None,
-            precision: str | None = None, training: dict | None = None) -> dict:
+            precision: str | None = None, training: dict | None = None,
+            inception_loaded: dict | None = None) -> dict:
     """The provenance block of one stage run. `settings` is the params slice when the caller
     already has it (train); `feature_weights` maps a feature network's name to its weights file;
-    `precision` is what training computed in; `training` the model file's own block."""
+    `precision` is what training computed in; `training` the model file's own block;
+    `inception_loaded` the Inception state dict the run's features came from (its sha256)."""
     block = {"stage": stage, "target": target,
              "params_sha256": hash_json(settings) if settings is not None else params_hash(params, stage, target),
              **environment()}
@@ -155,6 +157,8 @@ def collect(stage: str, params: dict | None = None, target: str | None = None, *
         block["precision"] = precision
     if training is not None:
         block["training"] = training
+    if inception_loaded is not None:
+        block["inception_state_dict"] = inception_loaded
     return block
 
 

@@ -22,7 +22,7 @@ from . import inception
 from .common import ImageSet, Inputs, MetricSkipped, load_gray
 
 CACHE_DIR = Path(paths.CACHE) / "features"
-INCEPTION_BATCH = 50
+INCEPTION_BATCH = {"cpu": 50, "cuda": 256}  # images per forward pass, by device type
 PROTOCOL = "gray->3ch, [0,1], bilinear to 299 and 2x-1 by pytorch-fid's InceptionV3"
 
 
@@ -46,44 +46,52 @@ def device():
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def inception_features(model, paths: list[str], size: tuple[int, int],
-                       batch_size: int = INCEPTION_BATCH) -> np.ndarray:
+def inception_features(model: inception.PoolFeatures, paths: list[str], size: tuple[int, int],
+                       batch_size: int | None = None) -> np.ndarray:
     """(N, 2048) pool features; grayscale repeated to 3 channels, [0, 1] input; the model
-    resizes to 299x299 bilinearly and scales to [-1, 1] itself (pytorch-fid's protocol)."""
+    resizes to 299x299 bilinearly and scales to [-1, 1] itself (pytorch-fid's protocol).
+    `model`: inception.fast_model (batches of INCEPTION_BATCH[device type] by default)."""
     import torch
 
-    dev = next(model.parameters()).device
+    batch_size = batch_size or INCEPTION_BATCH.get(model.device.type, INCEPTION_BATCH["cpu"])
     out = []
-    with torch.no_grad():
+    with torch.inference_mode():
         for start in tqdm(range(0, len(paths), batch_size), desc="inception features", unit="batch",
                           leave=False):
             batch = torch.from_numpy(load_gray(paths[start:start + batch_size], size))
-            x = batch[:, None].repeat(1, 3, 1, 1).to(dev)
-            out.append(model(x)[0].flatten(1).cpu().numpy())
+            x = batch[:, None].expand(-1, 3, -1, -1).to(model.device)
+            out.append(model(x).cpu().numpy())
     return np.concatenate(out).astype(np.float64) if out else np.zeros((0, 2048))
 
 
-_MODELS: dict[str, object] = {}
+_MODELS: dict[str, inception.PoolFeatures] = {}
 
 
-def inception_model(weights: inception.Weights):
-    """One network per weights file and process (a baseline builds an Inputs per class)."""
-    if weights.sha256 not in _MODELS:
+def inception_model(weights: inception.Weights) -> inception.PoolFeatures:
+    """One network per state dict and process (a baseline builds an Inputs per class)."""
+    if weights.state_dict_sha256 not in _MODELS:
         _MODELS.clear()
-        _MODELS[weights.sha256] = inception.model(weights).to(device())
-    return _MODELS[weights.sha256]
+        _MODELS[weights.state_dict_sha256] = inception.fast_model(weights, device())
+    return _MODELS[weights.state_dict_sha256]
 
 
 def radiomics_extractor():
+    """frd-score's FRD v1 2-D extractor without its LoG image type: pyradiomics applies LoG only
+    to images at least 4 voxels deep, so on a 2-D slice (depth 1) it skips every sigma and logs
+    "Image too small to apply LoG filter" once per image. Dropping it leaves every feature as it
+    was (tests check) and the log readable."""
     from frd_score.frd import FRD_VERSION_V1, get_feature_extractor
 
     logging.getLogger("radiomics").setLevel(logging.ERROR)
-    return get_feature_extractor(frd_version=FRD_VERSION_V1, image_dim=2)
+    extractor = get_feature_extractor(frd_version=FRD_VERSION_V1, image_dim=2)
+    extractor.enabledImagetypes.pop("LoG", None)
+    return extractor
 
 
 def radiomics_features(paths: list[str], workers: int = 1) -> np.ndarray:
     """(N, F) raw FRD-v1 radiomics features of whole images (frd-score's own extraction:
-    full-image mask, Original + LoG + Wavelet filters). Rows of NaN are kept (dropped later)."""
+    full-image mask, Original + Wavelet filters; its LoG never applies to a 2-D slice), in
+    `workers` processes (frd-score's multiprocessing pool). Rows of NaN are kept (dropped later)."""
     from frd_score.frd import FRD_VERSION_V1, compute_features
 
     with contextlib.redirect_stdout(io.StringIO()):
@@ -109,6 +117,13 @@ class FeatureStore:
             self._weights = inception.resolve(self.inp.settings["inception"],
                                               self.inp.settings["inception_weights"])
         return self._weights
+
+    def loaded_record(self) -> dict | None:
+        """The Inception state dict this store's features come from (computed or cached: its
+        sha256 is in the cache key), or None if none was resolved."""
+        if self._weights is None:
+            return None
+        return {**self._weights.record(), "state_dict": self._weights.path.name}
 
     def inception_available(self) -> str | None:
         """None if Inception features can be computed, else the reason why not

