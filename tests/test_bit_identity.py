@@ -136,7 +136,7 @@ def run_pipeline(params: dict) -> dict[str, str]:
         hashes[f"{name}/interpolations"] = file_hash(paths.path(paths.INTERPOLATION, experiment=name))
         fresh_process_state()
         evaluate.evaluate(with_metrics_of(params, name), name)
-        hashes[f"{name}/metrics"] = file_hash(paths.path(paths.METRICS, experiment=name))
+        hashes[f"{name}/metrics"] = file_hash(paths.path(paths.REPLICATE_METRICS, experiment=name))
         hashes[f"{name}/closest pairs"] = file_hash(paths.path(paths.CLOSEST_PAIRS, experiment=name))
     turing.build(params, TURING_EXPERIMENT)
     for label, template in (("page", paths.TURING_PAGE), ("key", paths.TURING_KEY)):

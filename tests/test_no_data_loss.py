@@ -44,7 +44,7 @@ def test_another_configs_outputs_survive_the_demo_pipeline_and_clean_removes_the
     demo, zoo = _configs(project)
     _run("phantoms", "tiny", "--params", demo)
     _run("prepare", "tiny", "--params", demo)
-    for verb in ("train", "sample", "evaluate"):
+    for verb in ("train", "sample", "evaluate", "aggregate"):
         _run(verb, DEMO, "--params", demo)
     _run("baseline", "tiny", "--params", demo)
     _run("summarize", "--params", demo)

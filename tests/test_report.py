@@ -137,12 +137,12 @@ def test_real_grid_of_a_conditional_gan_has_a_block_per_class():
 def test_report_names_a_missing_or_damaged_training_log(project):
     from medgan import paths, report
 
-    with pytest.raises(report.ReportError, match=r"results/plots/train/lone\.csv not found .*medgan train lone"):
+    with pytest.raises(report.ReportError, match=r"results/plots/train/lone/r0\.csv not found .*medgan train lone"):
         report.training("lone")
     log = paths.path(paths.TRAIN_LOG, experiment="lone")
     log.parent.mkdir(parents=True)
     log.write_bytes(b"\xff\xfe\x00\x01")
-    with pytest.raises(report.ReportError, match=r"lone\.csv: unreadable training log"):
+    with pytest.raises(report.ReportError, match=r"lone/r0\.csv: unreadable training log"):
         report.training("lone")
     with pytest.raises(report.ReportError, match=r"results/progress/lone\.png not found"):
         report.data_uri_of_file(paths.path(paths.PROGRESS, experiment="lone"))

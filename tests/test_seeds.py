@@ -117,6 +117,7 @@ def tiny_seed_params(path) -> dict:
     own = seed_experiments(path)
     raw["experiments"] = {name: copy.deepcopy(raw["experiments"][name]) for name in own}
     raw["datasets"] = {exp["dataset"]: raw["datasets"][exp["dataset"]] for exp in own.values()}
+    raw["export"] = {"experiments": []}  # the demo's exported experiment is not among the seed's own
     for name, exp in raw["experiments"].items():
         exp["train"] = {**exp.get("train", {}), **TINY_TRAIN}
         if name in SMALL_SIZES:

@@ -20,7 +20,7 @@ def test_a_log_without_guard_columns_reads_as_unflagged(project):
 def test_a_model_without_its_training_log_is_evaluated_with_no_training_record(project):
     signals = evaluate.training_signals("fetched_alone")
     assert signals["guard"] == [] and signals["spread_last"] is None
-    assert signals["record"].startswith("none: ") and paths.TRAIN_LOG.format(experiment="fetched_alone") in signals["record"]
+    assert signals["record"].startswith("none: ") and paths.TRAIN_LOG.format(experiment="fetched_alone", replicate=0) in signals["record"]
 
 
 def test_a_damaged_training_log_is_named_not_a_traceback(project):

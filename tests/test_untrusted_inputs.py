@@ -234,7 +234,7 @@ def test_evaluate_of_a_model_fetched_without_its_training_log(prepared, project)
         paths.path(produced, experiment=name).unlink()
     assert cli.main(["sample", name]) == 0
     assert cli.main(["evaluate", name]) == 0
-    result = json.loads(paths.path(paths.METRICS, experiment=name).read_text())
+    result = json.loads(paths.path(paths.REPLICATE_METRICS, experiment=name).read_text())
     assert result["training"]["record"].startswith("none: ") and result["training"]["guard"] == []
     assert "value" in result["metrics"]["diversity_ratio"]
 
