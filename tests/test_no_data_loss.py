@@ -62,7 +62,8 @@ def test_another_configs_outputs_survive_the_demo_pipeline_and_clean_removes_the
     _run("clean", "--params", demo)
     listing = capsys.readouterr().out
     for pattern in (paths.MODEL, paths.CHECKPOINTS, paths.SAMPLES, paths.GRID, paths.TRAIN_LOG):
-        assert paths.path(pattern, experiment=EXTRA).as_posix() in listing, (pattern, listing)
+        owned = pattern.split("/r{replicate}")[0]  # a per-replicate output is listed as its experiment's folder
+        assert paths.path(owned, experiment=EXTRA).as_posix() in listing, (pattern, listing)
     assert f"results/turing/{EXTRA}" in listing and "--yes" in listing
     assert DEMO not in listing
     assert all(p.exists() for p in extra.values())  # listing removes nothing

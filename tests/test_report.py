@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from medgan import cli, paths, report
+from medgan.errors import MedganError
 
 
 def entry(value, low=None, high=None):
@@ -144,5 +145,5 @@ def test_report_names_a_missing_or_damaged_training_log(project):
     log.write_bytes(b"\xff\xfe\x00\x01")
     with pytest.raises(report.ReportError, match=r"lone/r0\.csv: unreadable training log"):
         report.training("lone")
-    with pytest.raises(report.ReportError, match=r"results/progress/lone\.png not found"):
+    with pytest.raises(MedganError, match=r"results/progress/lone/r0\.png not found"):
         report.data_uri_of_file(paths.path(paths.PROGRESS, experiment="lone"))
