@@ -134,11 +134,11 @@ def value(metrics: dict, name: str):
 
 def fid_ratio(metrics: dict) -> float | None:
     """FID(real half, real half) / FID(real, synthetic): medigan's ratio, 1 = as close as two real
-    sets (from medgan's relative_fid: its baseline_value over its value_vs_real)."""
+    sets: the inverse of medgan's relative_fid (over several seeds, of its mean over the seeds)."""
     entry = metrics.get("relative_fid") or {}
-    if entry.get("skipped") or not entry.get("value_vs_real"):
+    if entry.get("skipped") or not entry.get("value"):
         return None
-    return entry["baseline_value"] / entry["value_vs_real"]
+    return 1.0 / entry["value"]
 
 
 def difference(metrics: dict, a: str, b: str) -> float | None:
@@ -170,7 +170,8 @@ def performance(metrics: dict, turing: dict | None) -> dict:
 DEFINITIONS = {
     "FID": "Fréchet Inception Distance, real held-out images vs generated (pytorch-fid's InceptionV3, 2048 features)",
     "FID_ratio": "FID(real half A, real half B) / FID(real, synthetic), halves split by patient: 1 = as close as "
-                 "two real sets; medgan's relative_fid is the inverse (synthetic over real-vs-real)",
+                 "two real sets; 1 / medgan's relative_fid (synthetic over real-vs-real; with several training "
+                 "seeds, of its mean over the seeds)",
     "CLF_delta": "classifier AUC trained on real + synthetic minus AUC trained on real only (utility_auc_gain)",
     "SEG_delta": "segmentation Dice trained on real + synthetic minus Dice trained on real only (point values)",
     "SSIM": "paired (label map -> image) SSIM to the real held-out image",

@@ -76,7 +76,7 @@ def seed_entry(replicate: int, seed: int, entry: dict) -> dict:
     if "value" not in entry:
         return {**out, "skipped": entry.get("skipped", "no value")}
     out["value"] = entry["value"]
-    for key in ("ci_low", "ci_high"):
+    for key in ("ci_low", "ci_high", "exact_copies"):
         if entry.get(key) is not None:
             out[key] = entry[key]
     return out
@@ -93,6 +93,8 @@ def aggregate_entry(name: str, per_seed: list[tuple[int, int, dict]]) -> dict:
     out = {"value": float(np.mean(values)), **sizes, "n_seeds": len(values), "seeds": seeds}
     if len(values) < len(seeds):
         out["seeds_without_value"] = len(seeds) - len(values)
+    if any("exact_copies" in s for s in seeds):  # memorisation: generated images equal to a training image
+        out["exact_copies"] = int(sum(s.get("exact_copies", 0) for s in seeds))
     if len(seeds) == 1 and "ci_low" in seeds[0]:
         out.update(ci_low=seeds[0]["ci_low"], ci_high=seeds[0]["ci_high"], interval=ONE_SEED)
     else:
