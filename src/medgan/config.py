@@ -113,16 +113,22 @@ def _check_references(params: dict, source: str) -> None:
         raise ConfigError(f"{source} is invalid:\n" + "\n".join(problems))
 
 
-def _synthesize_problems(params: dict) -> list[tuple[str, str]]:
-    settings = params["synthesize"]
+def _listed_experiment_problems(params: dict, names: list[str], variants, need: str) -> list[tuple[str, str]]:
+    """A stage's list of experiments (synthesize, export): each known, each of a variant it handles."""
     problems = []
-    for i, name in enumerate(settings["experiments"]):
+    for i, name in enumerate(names):
         exp = params["experiments"].get(name)
         if exp is None:
             problems.append((f"experiments[{i}]", f"unknown experiment '{name}' (known: {', '.join(params['experiments'])})"))
-        elif exp["variant"] not in PAIRED_VARIANTS:
-            problems.append((f"experiments[{i}]", f"'{name}' is a {exp['variant']} experiment; synthesis needs a "
-                                                  f"label map -> image one (pix2pix, pix2pix_inpaint)"))
+        elif exp["variant"] not in variants:
+            problems.append((f"experiments[{i}]", f"'{name}' is a {exp['variant']} experiment; {need}"))
+    return problems
+
+
+def _synthesize_problems(params: dict) -> list[tuple[str, str]]:
+    settings = params["synthesize"]
+    problems = _listed_experiment_problems(params, settings["experiments"], PAIRED_VARIANTS,
+                                           "synthesis needs a label map -> image one (pix2pix, pix2pix_inpaint)")
     for key in ("add_count", "radius_mm", "grow_mm", "shrink_mm"):
         low, high = settings[key]
         if low > high:
@@ -131,15 +137,8 @@ def _synthesize_problems(params: dict) -> list[tuple[str, str]]:
 
 
 def _export_problems(params: dict) -> list[tuple[str, str]]:
-    problems = []
-    for i, name in enumerate(params["export"]["experiments"]):
-        exp = params["experiments"].get(name)
-        if exp is None:
-            problems.append((f"experiments[{i}]", f"unknown experiment '{name}' (known: {', '.join(params['experiments'])})"))
-        elif exp["variant"] not in EXPORTABLE_VARIANTS:
-            problems.append((f"experiments[{i}]", f"'{name}' is a {exp['variant']} experiment; medgan export handles "
-                                                  f"{', '.join(EXPORTABLE_VARIANTS)}"))
-    return problems
+    return _listed_experiment_problems(params, params["export"]["experiments"], EXPORTABLE_VARIANTS,
+                                       f"medgan export handles {', '.join(EXPORTABLE_VARIANTS)}")
 
 
 LAYOUTS_OF_KIND = {"volumes": ("lits", "msd", "custom"), "class_folders": ("covid_ct", "brain_mri", "custom", "lits"),
