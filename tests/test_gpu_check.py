@@ -57,7 +57,7 @@ def planned_train_jobs(output: str) -> dict[str, dict]:
     """{experiment: resources} of the train jobs in a dry run's output."""
     jobs = {}
     for block in re.split(r"\n(?=rule \w+:)", output):
-        experiment = re.search(r"wildcards: experiment=(\S+)", block)
+        experiment = re.search(r"wildcards: experiment=([^,\s]+)", block)
         resources = re.search(r"^\s+resources: (.*)$", block, re.M)
         if block.startswith("rule train:") and experiment and resources:
             jobs[experiment.group(1)] = dict(item.split("=", 1) for item in resources.group(1).split(", "))

@@ -261,7 +261,8 @@ def test_the_profile_runs_the_demo_through_sbatch_and_matches_a_local_run(cluste
     units = json.loads((on_slurm / paths.UNIT_LIST.format(dataset="tiny")).read_text())["units"]
     assert len(units) == TINY["phantoms"]["tiny"]["n_cases"]  # ingest: one small job per raw case
     expected = {"phantoms": 1, "prepare_units": 1, "prepare_unit": len(units), "prepare": 1, "train": 2,
-                "sample": 2, "evaluate": 2, "baseline": 1, "summarize": 1, "turing": 2, "report": 1, "explore": 1}
+                "sample": 2, "evaluate": 2, "aggregate": 2, "baseline": 1, "summarize": 1, "turing": 2, "report": 1,
+                "explore": 1}
     assert {rule: len(v) for rule, v in by_rule.items()} == expected, listed
     assert all(state == "COMPLETED" for v in by_rule.values() for _, state, _ in v), listed
     assert all(cpus == 2 for _, _, cpus in by_rule["train"]), f"train's threads did not reach sbatch:\n{listed}"
