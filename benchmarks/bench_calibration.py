@@ -17,7 +17,7 @@ by Monte Carlo over `--truth` fresh draws (for relative FID: exp of the mean log
 split into halves by patient as evaluate does). Coverage = share of `--draws` independent draws
 whose interval holds the true value (Monte Carlo error of the coverage ~ sqrt(0.95 * 0.05 / draws)).
 
-Across-seed interval (Student t over R = 3 seed values, common.across_seed_interval): a seed's
+Across-seed interval (Student t over R = 3 seed values, replicates.across_seed_interval): a seed's
 metric is log-normal around the arm's median (coefficient of variation SEED_CV, as FID/KID move
 between GAN seeds), and with probability p the seed "collapses" and its value is COLLAPSE_FACTOR
 times larger. The estimand is the mean over seeds (mixture included). Rows with p > 0 show what
@@ -41,6 +41,7 @@ from scipy.spatial.distance import cdist
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from medgan.evaluate import split_halves  # noqa: E402
+from medgan import replicates  # noqa: E402
 from medgan.metrics import common, fid, kid, prdc, relative  # noqa: E402
 
 DIM = 64
@@ -145,7 +146,7 @@ def across_seed_coverage(collapse: float, draws: int, seed: int) -> dict:
     base = np.exp(rng.normal(0, sigma, (draws, SEEDS)))
     values = base * np.where(rng.random((draws, SEEDS)) < collapse, COLLAPSE_FACTOR, 1.0)
     true = np.exp(sigma ** 2 / 2) * (1 + collapse * (COLLAPSE_FACTOR - 1))
-    found = [common.across_seed_interval(v, "fid") for v in values]
+    found = [replicates.across_seed_interval(list(v), "fid") for v in values]
     hits = [f["ci_low"] <= true <= f["ci_high"] for f in found]
     return {"interval": "across seeds (Student t, R = 3)",
             "scenario": f"seed CV {SEED_CV:.0%}, collapse (x{COLLAPSE_FACTOR:g}) probability {collapse:g}",

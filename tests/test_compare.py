@@ -8,7 +8,7 @@ from medgan import cli, compare, paths, replicates
 
 def entry(seeds: list[float]) -> dict:
     out = {"value": sum(seeds) / len(seeds), "seeds": [{"value": v} for v in seeds]}
-    return {**out, **replicates.across_seed_interval(seeds, replicates.metric_range("kid"))}
+    return {**out, **replicates.across_seed_interval(seeds, "kid")}
 
 
 def write(folder, kids: dict[str, list[float]], verdict: str):

@@ -42,6 +42,25 @@ def test_unknown_dataset_reference_is_reported(tmp_path):
         config.load(path)
 
 
+def test_baseline_classes_must_cover_every_experiment_and_narrow_the_floor(tmp_path):
+    from medgan import evaluate
+
+    raw, path = tiny_params(), tmp_path / "params.yaml"
+    raw["evaluate"]["baseline_classes"] = ["tumour", "nope"]
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(config.ConfigError) as err:
+        config.load(path)
+    assert "baseline_classes[1]': 'nope' is no dataset's class" in str(err.value)
+    assert "lacks 'healthy', the class of experiment 'tiny_dcgan_healthy'" in str(err.value)
+    del raw["experiments"]["tiny_dcgan_healthy"]
+    raw["evaluate"]["baseline_classes"] = ["tumour"]
+    path.write_text(yaml.safe_dump(raw))
+    assert evaluate.baseline_classes(config.load(path), "tiny") == ["tumour"]
+    raw["evaluate"]["baseline_classes"] = None
+    path.write_text(yaml.safe_dump(raw))
+    assert evaluate.baseline_classes(config.load(path), "tiny") == ["healthy", "tumour", "all"]
+
+
 def test_cli_exits_nonzero_naming_the_key(tmp_path, capsys):
     raw = tiny_params()
     raw["sede"] = raw.pop("seed")

@@ -131,10 +131,12 @@ def test_fewer_than_three_seeds_give_no_interval_and_one_seed_keeps_its_own(proj
     assert (kid["value"], kid["ci_low"], kid["ci_high"]) == (0.2, 0.1, 0.3) and kid["interval"].startswith("one seed")
 
 
-def test_across_seed_interval_clips_to_the_range_but_lets_kid_go_negative():
-    kid = replicates.across_seed_interval([-0.01, 0.0, 0.02], replicates.metric_range("kid"))
-    assert kid["ci_low"] < -0.01
-    fid = replicates.across_seed_interval([0.1, 5.0, 20.0], replicates.metric_range("fid"))
+def test_across_seed_interval_clips_to_the_metric_range():
+    kid = replicates.across_seed_interval([-0.01, 0.0, 0.02], "kid")  # seed estimates < 0, MMD² >= 0
+    assert kid["ci_low"] == 0.0 and kid["ci_high"] > 0.02
+    unbounded = replicates.across_seed_interval([-0.01, 0.0, 0.02], "diversity_ratio")
+    assert unbounded["ci_low"] < -0.01
+    fid = replicates.across_seed_interval([0.1, 5.0, 20.0], "fid")
     assert fid["ci_low"] == 0.0 and fid["ci_high"] > 20.0
 
 

@@ -109,6 +109,7 @@ def _check_references(params: dict, source: str) -> None:
         problems += [f"  - at 'datasets.{name}.{key}': {text}" for key, text in _dataset_problems(dataset)]
     problems += [f"  - at 'synthesize.{key}': {text}" for key, text in _synthesize_problems(params)]
     problems += [f"  - at 'export.{key}': {text}" for key, text in _export_problems(params)]
+    problems += [f"  - at 'evaluate.{key}': {text}" for key, text in _baseline_class_problems(params)]
     if problems:
         raise ConfigError(f"{source} is invalid:\n" + "\n".join(problems))
 
@@ -139,6 +140,21 @@ def _synthesize_problems(params: dict) -> list[tuple[str, str]]:
 def _export_problems(params: dict) -> list[tuple[str, str]]:
     return _listed_experiment_problems(params, params["export"]["experiments"], EXPORTABLE_VARIANTS,
                                        f"medgan export handles {', '.join(EXPORTABLE_VARIANTS)}")
+
+
+def _baseline_class_problems(params: dict) -> list[tuple[str, str]]:
+    """evaluate.baseline_classes, when listed: known classes, and every experiment's among them."""
+    listed = params["evaluate"]["baseline_classes"]
+    if listed is None:
+        return []
+    known = {c for dataset in params["datasets"].values() for c in dataset.get("classes", [])} | {"all"}
+    problems = [(f"baseline_classes[{i}]", f"'{c}' is no dataset's class (known: {', '.join(sorted(known))})")
+                for i, c in enumerate(listed) if c not in known]
+    for name, exp in params["experiments"].items():
+        if exp["class"] not in listed:
+            problems.append(("baseline_classes", f"lacks '{exp['class']}', the class of experiment '{name}' "
+                             "(its verdict needs that floor): add it, or set null for every class"))
+    return problems
 
 
 LAYOUTS_OF_KIND = {"volumes": ("lits", "msd", "custom"), "class_folders": ("covid_ct", "brain_mri", "custom", "lits"),

@@ -244,9 +244,11 @@ def split_halves(cases: list[str], seed: int) -> tuple[np.ndarray, str]:
 
 def baseline_classes(params: dict, dataset: str) -> list[str]:
     """Every class, and `all` (the pooled classes that class-conditional experiments generate)
-    when there are several."""
+    when there are several; only those in evaluate.baseline_classes when it lists some."""
     classes = list(config.dataset(params, dataset)["classes"])
-    return classes + (["all"] if len(classes) > 1 else [])
+    every = classes + (["all"] if len(classes) > 1 else [])
+    listed = params["evaluate"].get("baseline_classes")
+    return every if listed is None else [c for c in every if c in listed]
 
 
 def baseline(params: dict, dataset: str) -> dict:

@@ -18,7 +18,11 @@ def lr_factor(schedule: str, decay_start: float, total: int):
 
 
 def adam(net: nn.Module, hp: dict) -> torch.optim.Adam:
-    return torch.optim.Adam(net.parameters(), lr=hp["lr"], betas=tuple(hp["betas"]))
+    """Adam with its fused kernel: one pass over each parameter's memory instead of torch's
+    default per-tensor loop of ~7 element-wise ops on a CPU (the MLP GAN's 7M weights: the
+    optimiser step ~4x faster, bench_train.py). Same update rule; other rounding, so a run
+    differs from an unfused one in the last bits (a training draw, like another thread count)."""
+    return torch.optim.Adam(net.parameters(), lr=hp["lr"], betas=tuple(hp["betas"]), fused=True)
 
 
 def lr_schedulers(optimizers, train_cfg: dict, total: int) -> list[torch.optim.lr_scheduler.LambdaLR]:

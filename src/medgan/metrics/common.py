@@ -309,16 +309,3 @@ def _scale(values: np.ndarray, log_scale: bool) -> np.ndarray:
         return values
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(values > 0, np.log(np.where(values > 0, values, 1.0)), np.nan)
-
-
-def across_seed_interval(values, name: str) -> dict:
-    """95% Student t interval (R - 1 df) of the mean over R training seeds, clipped into the
-    metric's range: what benchmarks/bench_calibration.py calibrates for the across-seed
-    aggregate. Needs R >= 2; its coverage holds for roughly normal seed-to-seed spread and
-    falls when a rare collapse moves the mean more than the interval's half-width (see README)."""
-    values = np.asarray(values, dtype=float)
-    if len(values) < 2:
-        return {"ci_missing": f"an across-seed interval needs >= 2 seeds, this arm has {len(values)}"}
-    half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
-    low, high = clip_to_range(name, values.mean() - half, values.mean() + half)
-    return {"ci_low": low, "ci_high": high, "ci_method": f"Student t over {len(values)} seeds"}
