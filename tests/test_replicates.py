@@ -136,6 +136,8 @@ def test_across_seed_interval_clips_to_the_metric_range():
     assert kid["ci_low"] == 0.0 and kid["ci_high"] > 0.02
     unbounded = replicates.across_seed_interval([-0.01, 0.0, 0.02], "diversity_ratio")
     assert unbounded["ci_low"] < -0.01
+    chance = replicates.across_seed_interval([0.02, 0.5, 0.98], "segmentation_chance_dice")
+    assert (chance["ci_low"], chance["ci_high"]) == (0.0, 1.0)
     fid = replicates.across_seed_interval([0.1, 5.0, 20.0], "fid")
     assert fid["ci_low"] == 0.0 and fid["ci_high"] > 20.0
 

@@ -176,6 +176,7 @@ RANGES = {
        for s in ("accuracy", "auc", "sensitivity", "specificity")},
     **{f"segmentation_{a}_{s}": (0.0, 1.0) for a in ("real", "mixed", "synthetic")
        for s in ("dice", "lesion_sensitivity")},
+    "segmentation_chance_dice": (0.0, 1.0),
     **{f"paired_ssim_{r}": (-1.0, 1.0) for r in ("image", "lesion", "region")},
     **{f"paired_psnr_{r}": (-INF, INF) for r in ("image", "lesion", "region")},
     **{f"paired_mae_{r}": (0.0, 1.0) for r in ("image", "lesion", "region")},

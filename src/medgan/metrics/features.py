@@ -22,7 +22,9 @@ from . import inception
 from .common import ImageSet, Inputs, MetricSkipped, load_gray
 
 CACHE_DIR = Path(paths.CACHE) / "features"
-INCEPTION_BATCH = {"cpu": 100, "cuda": 256}  # images per forward pass, by device type (CPU: 100 is ~8% faster than 50 on a Xeon, bench_evaluate)
+# images per forward pass, by device type (CPU: 100 is ~8% faster than 50 on a Xeon, README
+# "Evaluation cost, component by component")
+INCEPTION_BATCH = {"cpu": 100, "cuda": 256}
 PROTOCOL = "gray->3ch, [0,1], bilinear to 299 and 2x-1 by pytorch-fid's InceptionV3"
 
 
