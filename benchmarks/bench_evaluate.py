@@ -6,7 +6,7 @@
 Phantom brain-MRI slices (64x64, medgan.phantoms.brain_slice): n held-out real "yes" slices,
 n training ones, n "generated" ones (other phantom slices with added noise), plus n/2 "no"
 slices per split for the utility classifier. For each n = n_real = n_gen = n_train it times:
-each feature extractor on each set (Inception, radiomics), each metric of evaluate's default
+each feature extractor on each set the metrics ask for (Inception, radiomics), each metric of evaluate's default
 list without its bootstrap (`point`) and with it (`bootstrap` = the difference), the utility
 classifier, the total (features + metrics with CIs, what one evaluate job computes when no
 feature is cached yet) and the total once the real sets' features are cached (what every other
@@ -120,18 +120,32 @@ def inception_gflop_per_image(model) -> float:
     return counter.get_total_flops() / 1e9
 
 
-def feature_times(inp) -> dict:
-    out = {}
-    for extractor in ("inception", "radiomics"):
-        for name in ("real", "fake", "train"):
-            image_set = getattr(inp, name)
-            seconds, _ = timed(lambda: inp.features.get(extractor, image_set))
-            out[f"{extractor} {name}"] = seconds
-    return out
+class FeatureTimer:
+    """Times each feature extraction when a metric first asks for it, as in an evaluate job: only
+    the sets the metrics use are extracted (e.g. no radiomics of the training set while Inception
+    features exist: memorisation and PRDC then use Inception's)."""
+
+    def __init__(self, inp):
+        self.names = {tuple(inp.real.paths): "real", tuple(inp.fake.paths): "fake", tuple(inp.train.paths): "train"}
+        self.seconds: dict[str, float] = {}
+        self.images: dict[str, int] = {}
+        self.spent = 0.0
+        compute = inp.features._compute
+
+        def timed_compute(extractor, paths):
+            seconds, out = timed(lambda: compute(extractor, paths))
+            key = f"{extractor} {self.names.get(tuple(paths), 'other')}"
+            self.seconds[key] = self.seconds.get(key, 0.0) + seconds
+            self.images[extractor] = self.images.get(extractor, 0) + len(paths)
+            self.spent += seconds
+            return out
+
+        inp.features._compute = timed_compute
 
 
-def metric_times(inp, bootstrap: int) -> dict:
-    """(point seconds, with-bootstrap seconds) of each metric on the features already computed."""
+def metric_times(inp, bootstrap: int, timer: FeatureTimer) -> dict:
+    """(point seconds, with-bootstrap seconds) of each metric, the features it asked for first
+    excluded (`timer` holds them)."""
     from medgan.metrics import REGISTRY
     from medgan.metrics.common import MetricSkipped
 
@@ -140,9 +154,10 @@ def metric_times(inp, bootstrap: int) -> dict:
         spans = []
         for replicates in (0, bootstrap):
             inp.settings["bootstrap"] = replicates
+            before = timer.spent
             try:
                 with contextlib.redirect_stdout(io.StringIO()):
-                    spans.append(timed(lambda: REGISTRY[metric].compute(inp))[0])
+                    spans.append(timed(lambda: REGISTRY[metric].compute(inp))[0] - (timer.spent - before))
             except MetricSkipped as why:
                 spans.append(float("nan"))
                 print(f"  {metric} skipped: {why}")
@@ -226,12 +241,12 @@ def run_size(n: int, args, weights, reference: dict) -> dict:
         inp = inputs(Path(tmp), n, settings)
         make = time.perf_counter() - start
         features.inception_model(weights)  # loaded (and traced) once per process, outside the timings
-        feats = feature_times(inp)
-        metrics = metric_times(inp, args.bootstrap)
+        timer = FeatureTimer(inp)
+        metrics = metric_times(inp, args.bootstrap, timer)
+        feats = dict(sorted(timer.seconds.items()))
         compared = reference_times(inp, weights, args.bootstrap, settings["kid_subsets"]) if args.reference else {}
-    inception_images = 3 * n
     inception_seconds = sum(v for k, v in feats.items() if k.startswith("inception"))
-    rate = inception_images / inception_seconds
+    rate = timer.images["inception"] / inception_seconds
     metric_seconds = sum(np.nan_to_num(m[1]) for m in metrics.values())
     total = sum(feats.values()) + metric_seconds
     # an experiment's evaluate once its dataset's real sets are in the feature cache (the

@@ -1,7 +1,7 @@
 """Evaluate's fast paths give the numbers of the code they replaced: blocked nearest-neighbour
 distances (memorisation), PRDC from distance matrices computed once, KID from kernels computed
-once; radiomics without pyradiomics' per-image LoG warning; real-set features shared by every
-experiment and seed."""
+once; radiomics without pyradiomics' per-image LoG warning, with its GLCM loops vectorised;
+real-set features shared by every experiment and seed."""
 
 import contextlib
 import io
@@ -106,6 +106,39 @@ def test_radiomics_without_log_gives_the_same_features_and_no_warning_per_image(
             assert np.array_equal(np.asarray(ours[0], float), np.asarray(theirs[0], float))
     finally:
         radiomics_logger.setLevel(level)
+
+
+def test_glcm_by_bincount_gives_pyradiomics_features_exactly(slices, monkeypatch):
+    """The patched GLCM coefficients (glcm_speed) against the library's own loops, on every
+    feature of the FRD extractor (Original + Wavelet: GLCMs of several gray-level ranges)."""
+    from frd_score.frd import FRD_VERSION_V1, process_image_mask_pair
+    from radiomics import glcm
+
+    from medgan.metrics import glcm_speed
+
+    extractor = features.radiomics_extractor()  # installs the patch
+    assert glcm.RadiomicsGLCM._calculateCoefficients is glcm_speed.calculate_coefficients
+
+    def extract():
+        return [process_image_mask_pair((image, None), feature_extractor=extractor, frd_version=FRD_VERSION_V1)
+                for image in slices]
+
+    patched = extract()
+    monkeypatch.setattr(glcm.RadiomicsGLCM, "_calculateCoefficients", glcm_speed.ORIGINAL)
+    library = extract()
+    for ours, theirs in zip(patched, library):
+        assert ours[1].keys() == theirs[1].keys() and sum("glcm" in k for k in ours[1]) >= 5 * 20
+        assert np.array_equal(np.asarray(ours[0], float), np.asarray(theirs[0], float), equal_nan=True)
+
+
+def test_glcm_sums_by_index_drop_cells_outside_the_range():
+    from medgan.metrics.glcm_speed import sums_by_index
+
+    P = np.arange(2 * 3 * 3 * 2, dtype=float).reshape(2, 3, 3, 2)
+    index = np.array([[0, 1, 5], [1, 2, -1], [0, 0, 2]])
+    out = sums_by_index(P, index, 3)
+    for k in range(3):
+        assert np.array_equal(out[:, k, :], P[:, index == k, :].sum(1))
 
 
 def test_real_set_features_are_cached_once_for_every_experiment_and_seed(tmp_path, monkeypatch):

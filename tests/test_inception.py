@@ -45,15 +45,38 @@ def test_fast_model_gives_pytorch_fids_features_without_a_warning(networks, pack
         warnings.simplefilter("always")
         fast = inception.fast_model(weights)
     assert [str(w.message) for w in caught] == []  # torch.jit's deprecation handled, not shown
-    assert fast.kind == "traced+frozen channels_last" and fast.device.type == "cpu"
+    assert fast.kind.startswith("onnxruntime ") and fast.device.type == "cpu"
+    assert_same_features(fast, pytorch_fid_protocol)
+
+
+def test_torch_fallback_gives_pytorch_fids_features_when_onnxruntime_fails(networks, packaged, tmp_path_factory,
+                                                                           monkeypatch, capsys):
+    _, _, pytorch_fid_protocol = networks
+    converted = inception.converted(packaged, tmp_path_factory.mktemp("fallback"))
+    weights = inception.Weights(converted, packaged.name, inception.sha256(packaged), "test")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no onnxruntime here")
+
+    monkeypatch.setattr(inception, "_onnxruntime_model", broken)
+    fast = inception.fast_model(weights)
+    assert fast.kind == "traced+frozen channels_last" and fast.batch == inception.BATCH["torch-cpu"]
+    assert "onnxruntime unavailable (RuntimeError: no onnxruntime here)" in capsys.readouterr().out
+    assert_same_features(fast, pytorch_fid_protocol)
+
+
+def assert_same_features(fast, pytorch_fid_protocol):
+    """Features of the eager pytorch-fid network within rounding, at batch sizes and image sizes
+    other than the export's/trace's (2 images of 64x64)."""
     torch.manual_seed(1)
-    batch = torch.rand(5, 1, 64, 64).repeat(1, 3, 1, 1)  # another batch size than the trace's
-    with torch.no_grad():
-        expected = pytorch_fid_protocol(batch)[0].flatten(1)
-        got = fast(batch)
-    assert got.shape == (5, 2048)
-    scale = float(expected.abs().max())
-    assert 0 < float((got - expected).abs().max()) <= SAME_NETWORK_RTOL * scale  # folded BN: rounding only
+    for shape in ((5, 1, 64, 64), (3, 1, 96, 80)):
+        batch = torch.rand(*shape).repeat(1, 3, 1, 1)
+        with torch.no_grad():
+            expected = pytorch_fid_protocol(batch)[0].flatten(1)
+            got = fast(batch)
+        assert got.shape == (shape[0], 2048)
+        scale = float(expected.abs().max())
+        assert 0 < float((got - expected).abs().max()) <= SAME_NETWORK_RTOL * scale  # folded BN: rounding only
 
 
 def test_packaged_file_is_the_pinned_one(packaged):
