@@ -74,10 +74,18 @@ def frechet_exact(a: np.ndarray, b: np.ndarray) -> float:
 def frechet_fast(a: np.ndarray, b: np.ndarray) -> float:
     """The same distance computed exactly in the sample space, for the interval's leave-outs
     (written by hand: no library has it). With A = centred(a)/sqrt(n-1), B likewise,
-    tr sqrt(Sa Sb) = sum of singular values of A B^T (n x m instead of d x d)."""
+    tr sqrt(Sa Sb) = sum of singular values of M = A B^T (n x m instead of d x d), taken as the
+    square roots of the eigenvalues of the smaller Gram matrix (M^T M or M M^T): symmetric
+    eigenvalues are ~3.5x faster than the SVD at n = 1,000 here, and the sum agrees to ~1e-10.
+    Eigenvalues within rounding of zero (M has rank < its size: centring removes one, and
+    fewer features than images more) are zero: their square roots would add sqrt(rounding)."""
     A = (a - a.mean(0)) / np.sqrt(len(a) - 1)
     B = (b - b.mean(0)) / np.sqrt(len(b) - 1)
-    trace_sqrt = np.linalg.svd(A @ B.T, compute_uv=False).sum()
+    M = A @ B.T
+    gram = M.T @ M if M.shape[0] >= M.shape[1] else M @ M.T
+    eigenvalues = np.linalg.eigvalsh(gram)
+    rounding = len(gram) * np.finfo(gram.dtype).eps * max(eigenvalues.max(initial=0.0), 0.0)
+    trace_sqrt = np.sqrt(eigenvalues[eigenvalues > rounding]).sum()
     diff = a.mean(0) - b.mean(0)
     return float(diff @ diff + (A * A).sum() + (B * B).sum() - 2 * trace_sqrt)
 
