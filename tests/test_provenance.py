@@ -32,7 +32,7 @@ def test_block_names_versions_device_and_a_params_hash_that_follows_the_stage_sl
     block = provenance.collect("evaluate", params, "tiny_dcgan_tumour", feature_weights={})
     assert block["medgan"] == "0.1.0" and block["stage"] == "evaluate"
     assert block["packages"]["torch"] == torch.__version__.split("+")[0]
-    for name in ("numpy", "scipy", "scikit-image", "pyradiomics-bhklab", "frd-score", "prdc", "pandas"):
+    for name in ("numpy", "scipy", "scikit-image", "pyradiomics-bhklab", "frd-score", "prdc", "pandas", "onnxruntime"):
         assert block["packages"][name][0].isdigit(), name
     assert {"cpu", "cpu_bf16", "gpu", "cuda", "cudnn", "deterministic_algorithms", "torch_threads"} <= set(block["device"])
     changed = config.validate({**params, "evaluate": {**params["evaluate"], "bootstrap": 7}})

