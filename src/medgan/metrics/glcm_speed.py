@@ -7,7 +7,7 @@ slices). `install()` replaces `RadiomicsGLCM._calculateCoefficients` with the sa
 coefficients, same names, same selection of (i, j) cells per k, cells outside k's range dropped as
 there) that sums each k's cells with one bincount per (voxel, angle) column. Hand-written because
 the library has no faster path; applied only to the pyradiomics version it was checked against
-(tests/test_frd.py compares every feature with the unpatched library's).
+(tests/test_evaluate_speed.py compares every feature with the unpatched library's).
 """
 
 from __future__ import annotations

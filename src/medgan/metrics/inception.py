@@ -269,7 +269,7 @@ BATCH = {"onnxruntime": 32, "torch-cpu": 100, "cuda": 256}
 
 def fast_model(weights: Weights, device=None) -> PoolFeatures:
     """pytorch-fid's InceptionV3 (`model`) at its fastest with unchanged numbers (features within
-    ~6e-6 relative of the eager module's: the same fp32 convolutions in another order). CPU:
+    ~8e-6 relative of the eager module's: the same fp32 convolutions in another order). CPU:
     onnxruntime on an in-memory ONNX export (it fuses each batch norm into its convolution and
     runs MLAS kernels), on torch's thread count; without onnxruntime, or if the export fails,
     torch's traced and frozen channels_last module, with one note. GPU: the eager module in fp32
