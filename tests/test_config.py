@@ -61,6 +61,22 @@ def test_baseline_classes_must_cover_every_experiment_and_narrow_the_floor(tmp_p
     assert evaluate.baseline_classes(config.load(path), "tiny") == ["healthy", "tumour", "all"]
 
 
+def test_the_verdict_metrics_must_be_computed_and_default_to_kid(tmp_path):
+    raw, path = tiny_params(), tmp_path / "params.yaml"
+    raw["evaluate"]["metrics"] = ["fid"]
+    path.write_text(yaml.safe_dump(raw))  # no verdict declared: KID's default, no verdict without KID
+    assert config.load(path)["evaluate"]["verdict"] == {"rank_by": "kid", "floor_by": "kid"}
+    raw["evaluate"]["verdict"] = {"rank_by": "frd", "floor_by": "fid"}
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(config.ConfigError, match=r"evaluate\.verdict\.rank_by': 'frd' is not among evaluate\.metrics") as err:
+        config.load(path)
+    assert "add it there, or choose one of" in str(err.value) and "floor_by" not in str(err.value)
+    raw["evaluate"]["verdict"] = {"rank_by": "kld"}
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(config.ConfigError, match=r"evaluate\.verdict\.rank_by"):
+        config.load(path)
+
+
 def test_cli_exits_nonzero_naming_the_key(tmp_path, capsys):
     raw = tiny_params()
     raw["sede"] = raw.pop("seed")

@@ -1,6 +1,7 @@
 """summary.md's verdict: a claim between arms only under the pre-declared rule across seeds
-(exact one-sided Mann–Whitney on per-seed KIDs), each arm against the real-vs-real floor, the
-guard's findings per seed, and a sentence that another CPU reproduces when the order holds."""
+(exact one-sided Mann–Whitney on per-seed values of `evaluate.verdict.rank_by`), each arm against
+the real-vs-real floor by `floor_by`, the guard's findings per seed, and a sentence that another
+CPU reproduces when the order holds."""
 
 import pandas as pd
 import pytest
@@ -8,25 +9,34 @@ import pytest
 from medgan import summary
 
 
-def _row(name, seeds, flags="", base=False, floor=(0.01, 0.0, 0.02)):
+def _row(name, seeds, flags="", base=False, floor=(0.01, 0.0, 0.02), key="kid"):
     row = {"experiment": "baseline: real vs real" if base else name, "dataset": "d", "class": "tumour",
            "n_real": 80, "n_fake": 40 if base else 100, "flags": flags, "replicates": None if base else len(seeds)}
-    for key, _, _ in summary.HEADLINE:
-        row.update({key: float("nan"), f"{key}_ci_low": float("nan"), f"{key}_ci_high": float("nan"),
-                    f"{key}_skipped": "not computed", f"{key}_patients": None, f"{key}_seeds": [],
-                    f"{key}_interval": ""})
+    for column, _, _ in summary.HEADLINE:
+        row.update({column: float("nan"), f"{column}_ci_low": float("nan"), f"{column}_ci_high": float("nan"),
+                    f"{column}_skipped": "not computed", f"{column}_patients": None, f"{column}_seeds": [],
+                    f"{column}_interval": ""})
     if base:
         value, low, high = floor
-        row.update({"kid": value, "kid_ci_low": low, "kid_ci_high": high, "kid_skipped": ""})
+        row.update({key: value, f"{key}_ci_low": low, f"{key}_ci_high": high, f"{key}_skipped": ""})
     else:
-        row.update({"kid": sum(seeds) / len(seeds), "kid_skipped": "", "kid_seeds": list(seeds),
-                    "kid_interval": "Student t"})
+        row.update({key: sum(seeds) / len(seeds), f"{key}_skipped": "", f"{key}_seeds": list(seeds),
+                    f"{key}_interval": "Student t"})
     return row
 
 
-def table(arms: dict, floor=(0.01, 0.0, 0.02), flags=None):
-    rows = [_row(n, s, (flags or {}).get(n, "")) for n, s in arms.items()]
-    return pd.DataFrame(rows + [_row("", [], base=True, floor=floor)])
+def table(arms: dict, floor=(0.01, 0.0, 0.02), flags=None, key="kid"):
+    rows = [_row(n, s, (flags or {}).get(n, ""), key=key) for n, s in arms.items()]
+    return pd.DataFrame(rows + [_row("", [], base=True, floor=floor, key=key)])
+
+
+def with_metric(kid_table: pd.DataFrame, key: str, arms: dict, floor) -> pd.DataFrame:
+    """kid_table with a second metric `key` filled in (arms' seeds and the floor's interval)."""
+    other = table(arms, floor=floor, key=key)
+    columns = [c for c in other.columns if c == key or c.startswith(f"{key}_")]
+    out = kid_table.copy()
+    out[columns] = other[columns]
+    return out
 
 
 SEPARATED = {"plain": [0.15, 0.17, 0.22], "small": [0.26, 0.27, 0.28], "mlp": [0.25, 0.31, 0.40]}
@@ -72,8 +82,27 @@ def test_each_arm_against_the_floor():
     text = verdict_line(table(SEPARATED))
     assert "`plain`, `small` and `mlp`: not yet indistinguishable from real images" in text
     close = verdict_line(table({"good": [0.005, 0.01, 0.015], "mixed": [0.01, 0.2, 0.3]}))
-    assert "`good`: within the real-vs-real floor in every seed" in close
-    assert "`mixed`: above the real-vs-real floor in some seeds only" in close
+    assert "`good`: within the real-vs-real floor by KID in every seed" in close
+    assert "`mixed`: above the real-vs-real floor by KID in some seeds only" in close
+
+
+def test_arms_ranked_by_one_metric_and_read_against_the_floor_by_another():
+    """evaluate.verdict {rank_by: frd, floor_by: kid}: FRD separates the arms, KID overlaps
+    (so a KID rule would claim nothing); the floor clause names KID and uses KID's floor."""
+    kid = {"mlp": [0.29, 0.40, 0.38], "dcgan": [0.23, 0.31, 0.25]}
+    frd = {"mlp": [1350, 1440, 1370], "dcgan": [880, 840, 1050]}
+    both = with_metric(table(kid), "frd", frd, floor=(258, 0, 855))
+    rule = summary.VerdictRule(rank_by="frd", floor_by="kid")
+    text = summary.answer(both, rule)[0]
+    assert text.startswith("**d / tumour**, by FRD across seeds (3 seeds per arm): `dcgan` better than `mlp`.")
+    assert "`mlp` and `dcgan`: not yet indistinguishable from real images (every seed's KID above" in text
+    assert "no difference detected" in summary.answer(both)[0]  # the same runs by the KID rule
+    # by FRD's own floor (upper bound 855) one DCGAN seed (840) lies within it: the clause would differ
+    assert "some seeds only" in summary.answer(both, summary.VerdictRule("frd", "frd"))[0]
+    evidence = summary.answer(both, rule)[1]
+    assert "`mlp`: FRD 1387 over 3 seed(s)" in evidence and "seeds 880, 840, 1050; KID seeds 0.23, 0.31, 0.25" in evidence
+    assert "real-vs-real floor: FRD 258 [0, 855]; KID 0.01 [0, 0.02]." in evidence
+    assert "per-seed FRDs" in summary.markdown(both, rule) and "floor's interval of KID" in rule.text()
 
 
 def test_guard_findings_are_counted_per_seed_and_multiplicity_is_named():
@@ -85,7 +114,7 @@ def test_guard_findings_are_counted_per_seed_and_multiplicity_is_named():
 
 def test_summary_md_states_the_rule_and_its_error_rate():
     text = summary.markdown(table(SEPARATED))
-    assert summary.VERDICT_RULE in text
+    assert summary.VerdictRule().text() in text
     assert "p = 1/20 = 0.05" in text and "≤ 0.1" in text and "m × 0.1" in text
     header = next(line for line in text.splitlines() if line.startswith("| experiment"))
     assert header.count("|") - 1 <= 14 and "| seeds |" in header

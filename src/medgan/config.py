@@ -78,15 +78,18 @@ def _unshared(value):
 def validate(params: dict, source: str = DEFAULT_PARAMS) -> dict:
     """Return a validated copy of `params` with schema defaults filled in."""
     params = _unshared(params)
+    # the schema's default verdict (KID) simply gives no verdict where KID is not computed; a
+    # verdict the user declared must name computed metrics
+    verdict_declared = isinstance(params.get("evaluate"), dict) and params["evaluate"].get("verdict") is not None
     errors = sorted(_validator_filling_defaults()(load_schema()).iter_errors(params), key=str)
     if errors:
         lines = [f"  - at '{_key_path(e)}': {e.message}{_hint(e)}" for e in errors]
         raise ConfigError(f"{source} is invalid:\n" + "\n".join(lines))
-    _check_references(params, source)
+    _check_references(params, source, verdict_declared)
     return params
 
 
-def _check_references(params: dict, source: str) -> None:
+def _check_references(params: dict, source: str, verdict_declared: bool = True) -> None:
     problems = []
     for name, exp in params["experiments"].items():
         dataset = params["datasets"].get(exp["dataset"])
@@ -110,6 +113,8 @@ def _check_references(params: dict, source: str) -> None:
     problems += [f"  - at 'synthesize.{key}': {text}" for key, text in _synthesize_problems(params)]
     problems += [f"  - at 'export.{key}': {text}" for key, text in _export_problems(params)]
     problems += [f"  - at 'evaluate.{key}': {text}" for key, text in _baseline_class_problems(params)]
+    if verdict_declared:
+        problems += [f"  - at 'evaluate.{key}': {text}" for key, text in _verdict_problems(params["evaluate"])]
     if problems:
         raise ConfigError(f"{source} is invalid:\n" + "\n".join(problems))
 
@@ -124,6 +129,13 @@ def _listed_experiment_problems(params: dict, names: list[str], variants, need: 
         elif exp["variant"] not in variants:
             problems.append((f"experiments[{i}]", f"'{name}' is a {exp['variant']} experiment; {need}"))
     return problems
+
+
+def _verdict_problems(settings: dict) -> list[tuple[str, str]]:
+    """The verdict's metrics must be computed: each of verdict.rank_by / floor_by among metrics."""
+    return [(f"verdict.{role}", f"'{settings['verdict'][role]}' is not among evaluate.metrics {settings['metrics']}: "
+             f"add it there, or choose one of {[m for m in ('kid', 'fid', 'frd') if m in settings['metrics']]}")
+            for role in ("rank_by", "floor_by") if settings["verdict"][role] not in settings["metrics"]]
 
 
 def _synthesize_problems(params: dict) -> list[tuple[str, str]]:

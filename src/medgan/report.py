@@ -483,7 +483,7 @@ def build(params: dict) -> Path:
             continue
         headline = metric_table(params, dataset)
         table = table_view(headline)
-        answer = [strip_markdown(line) for line in summary.answer(headline)]
+        answer = [strip_markdown(line) for line in summary.answer(headline, summary.VerdictRule.of(params))]
         sections = [experiment_section(params, n) for n in tqdm(names, desc=f"report {dataset}", unit="experiment")]
         explore = Path(paths.EXPLORE.format(dataset=dataset))
         datasets.append({"name": dataset, "table": table, "answer": answer, "seeds_figure": seed_strip_plot(headline),

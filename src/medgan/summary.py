@@ -3,7 +3,7 @@
 - summary.csv: everything (every entry's value, CI, n, skip reason, every seed's value), one row
   per experiment (its aggregate over replicates, medgan.replicates) and per baseline class.
 - summary.md: the verdict (`answer`: a claim between arms only under the pre-declared rule
-  across seeds, VERDICT_RULE), then the headline table (`headline_table`, also what the HTML
+  across seeds, VerdictRule), then the headline table (`headline_table`, also what the HTML
   report renders): one row per experiment and per baseline, each `value [low, high]`, n once
   per row, a skipped number as a short code explained in a footnote.
 """
@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import pandas as pd
 from scipy import stats
@@ -35,19 +36,34 @@ HEADLINE = [
 ]
 ROW_KEYS = ("experiment", "dataset", "variant", "class", "seed", "n_real", "n_fake")
 NOT_COMPUTED = "not computed (metric not selected when this row was evaluated)"
-VERDICT_METRIC = "kid"
 VERDICT_MARK = " across seeds ("  # in every verdict sentence, in no other line of summary.md
 ALPHA = 0.05
-VERDICT_RULE = (
-    "Verdict rule (declared before any run): arm A is called better than arm B only when an exact one-sided "
-    f"Mann–Whitney test on their per-seed KIDs gives p ≤ {ALPHA} (scipy.stats.mannwhitneyu, method='exact'); "
-    "with 3 seeds per arm that happens only when every seed of A scores below every seed of B (p = 1/20 = 0.05), "
-    "and with fewer seeds no claim is possible. Otherwise: no difference detected with that many seeds. Error "
-    f"rate: when two arms do not differ, each direction is claimed with probability ≤ {ALPHA}, so a pair is "
-    f"wrongly ordered with probability ≤ {2 * ALPHA:.2g}; with m pairs compared, up to m × {2 * ALPHA:.2g} "
-    "(Bonferroni bound; no correction is applied, as none could ever reject with 3 seeds per arm). 'Not yet "
-    "indistinguishable from real' means every seed's KID lies above the upper bound of the real-vs-real "
-    "floor's interval.")
+
+
+@dataclass(frozen=True)
+class VerdictRule:
+    """params.yaml `evaluate.verdict`: the metric arms are ranked by, and the one each arm's
+    seeds are read against the real-vs-real floor by."""
+
+    rank_by: str = "kid"
+    floor_by: str = "kid"
+
+    @classmethod
+    def of(cls, params: dict) -> "VerdictRule":
+        return cls(**params["evaluate"]["verdict"])
+
+    def text(self) -> str:
+        rank, floor = self.rank_by.upper(), self.floor_by.upper()
+        return (
+            "Verdict rule (params.yaml `evaluate.verdict`, fixed before the runs it judges): arm A is called better "
+            f"than arm B only when an exact one-sided Mann–Whitney test on their per-seed {rank}s gives p ≤ {ALPHA} "
+            "(scipy.stats.mannwhitneyu, method='exact'); with 3 seeds per arm that happens only when every seed of A "
+            "scores below every seed of B (p = 1/20 = 0.05), and with fewer seeds no claim is possible. Otherwise: no "
+            f"difference detected with that many seeds. Error rate: when two arms do not differ, each direction is "
+            f"claimed with probability ≤ {ALPHA}, so a pair is wrongly ordered with probability ≤ {2 * ALPHA:.2g}; "
+            f"with m pairs compared, up to m × {2 * ALPHA:.2g} (Bonferroni bound; no correction is applied, as none "
+            "could ever reject with 3 seeds per arm). 'Not yet indistinguishable from real' means every seed's "
+            f"{floor} lies above the upper bound of the real-vs-real floor's interval of {floor}.")
 
 
 def metric_names(params: dict) -> list[str]:
@@ -188,23 +204,25 @@ def pair_claims(arms: pd.DataFrame, key: str) -> tuple[list[tuple[str, str]], li
     return better, none, impossible
 
 
-def floor_status(values: list[float], floor) -> str | None:
-    """Where an arm's seeds lie against the real-vs-real floor's interval (None: no floor)."""
-    if floor is None or pd.isna(floor[f"{VERDICT_METRIC}_ci_high"]):
+def floor_status(values: list[float], floor, key: str) -> str | None:
+    """Where an arm's seeds (values of `key`) lie against the real-vs-real floor's interval of
+    `key` (None: no floor)."""
+    if floor is None or pd.isna(floor[f"{key}_ci_high"]):
         return None
-    high = floor[f"{VERDICT_METRIC}_ci_high"]
+    high, name = floor[f"{key}_ci_high"], key.upper()
     above = sum(v > high for v in values)
     if above == len(values):
-        return "not yet indistinguishable from real images (every seed above the real-vs-real floor)"
+        return f"not yet indistinguishable from real images (every seed's {name} above the real-vs-real floor)"
     if above == 0:
-        return "within the real-vs-real floor in every seed"
-    return "above the real-vs-real floor in some seeds only"
+        return f"within the real-vs-real floor by {name} in every seed"
+    return f"above the real-vs-real floor by {name} in some seeds only"
 
 
-def verdict(arms: pd.DataFrame, floor, key: str = VERDICT_METRIC) -> str:
+def verdict(arms: pd.DataFrame, floor, rule: VerdictRule) -> str:
     """The verdict sentence of one dataset/class: only facts that hold under the rule, and no
     number but the seed counts, so that a rerun that redraws every training (another CPU, another
     thread count) gives the same sentence whenever the arms keep their order."""
+    key = rule.rank_by
     better, none, impossible = pair_claims(arms, key)
     parts = [f"`{a}` better than `{b}`" for a, b in better]
     if none:
@@ -215,7 +233,7 @@ def verdict(arms: pd.DataFrame, floor, key: str = VERDICT_METRIC) -> str:
     text = f"by {key.upper()} across seeds ({_seed_counts(arms, key)}): " + ("; ".join(parts) or "one arm only") + "."
     statuses: dict[str, list[str]] = {}
     for _, arm in arms.iterrows():
-        status = floor_status(arm[f"{key}_seeds"], floor)
+        status = floor_status(arm[f"{rule.floor_by}_seeds"], floor, rule.floor_by)
         if status:
             statuses.setdefault(status, []).append(arm["experiment"])
     for status, names in statuses.items():
@@ -232,13 +250,15 @@ def _seeds_cell(values: list[float]) -> str:
     return ", ".join(_number(v) for v in values)
 
 
-def evidence(arms: pd.DataFrame, floor, key: str = VERDICT_METRIC) -> list[str]:
-    """The numbers behind a verdict, one bullet each: every arm's seeds, mean and interval, the
-    guard's findings per seed, each pair's p, the floor."""
-    lines = []
+def evidence(arms: pd.DataFrame, floor, rule: VerdictRule) -> list[str]:
+    """The numbers behind a verdict, one bullet each: every arm's seeds, mean and interval (and
+    its seeds of the floor's metric), the guard's findings per seed, each pair's p, the floor."""
+    key, lines = rule.rank_by, []
     for _, arm in arms.iterrows():
         text = (f"- `{arm['experiment']}`: {key.upper()} {value_cell(arm, key)} over {len(arm[f'{key}_seeds'])} "
                 f"seed(s) ({(arm[f'{key}_interval'] or 'no interval').split(':')[0]}); seeds {_seeds_cell(arm[f'{key}_seeds'])}")
+        if rule.floor_by != key and arm[f"{rule.floor_by}_seeds"]:
+            text += f"; {rule.floor_by.upper()} seeds {_seeds_cell(arm[f'{rule.floor_by}_seeds'])}"
         if not pd.isna(arm.get("relative_fid", float("nan"))):
             text += f"; FID {arm['relative_fid']:.2g}× the real-vs-real FID"
         text += f"; training guard: {arm['flags']}" if arm.get("flags") else "; training guard: no finding"
@@ -253,24 +273,25 @@ def evidence(arms: pd.DataFrame, floor, key: str = VERDICT_METRIC) -> list[str]:
     if len(pairs) > 1:
         lines.append(f"- {len(pairs)} pairs compared: if no arm differs, the chance of at least one wrong "
                      f"'better' is at most {min(1.0, len(pairs) * 2 * ALPHA):.2g} (Bonferroni bound, no correction).")
-    if floor is not None and floor[f"{key}_skipped"] == "":
-        lines.append(f"- real-vs-real floor: {key.upper()} {value_cell(floor, key)}.")
+    shown = [m for m in dict.fromkeys((key, rule.floor_by)) if floor is not None and floor[f"{m}_skipped"] == ""]
+    if shown:
+        lines.append("- real-vs-real floor: " + "; ".join(f"{m.upper()} {value_cell(floor, m)}" for m in shown) + ".")
     return lines
 
 
-def answer(table: pd.DataFrame, key: str = VERDICT_METRIC) -> list[str]:
-    """Per dataset/class: the verdict sentence (VERDICT_RULE) on its own line, then the numbers
+def answer(table: pd.DataFrame, rule: VerdictRule = VerdictRule()) -> list[str]:
+    """Per dataset/class: the verdict sentence (`rule`) on its own line, then the numbers
     behind it as bullets; per paired experiment, its held-out SSIM."""
-    lines = []
+    key, lines = rule.rank_by, []
     is_base = table["experiment"].str.startswith("baseline")
     for (dataset, cls), group in table[~is_base].groupby(["dataset", "class"], sort=False):
         arms = group[(group[f"{key}_skipped"] == "") & group[f"{key}_seeds"].map(len).gt(0)]
         if arms.empty:
             continue
         floors = table[is_base & (table["dataset"] == dataset) & (table["class"] == cls)]
-        floor = floors.iloc[0] if not floors.empty and floors.iloc[0][f"{key}_skipped"] == "" else None
-        lines.append(f"**{dataset} / {cls}**, {verdict(arms, floor, key)}")
-        lines.append("\n".join(evidence(arms, floor, key)))
+        floor = None if floors.empty else floors.iloc[0]
+        lines.append(f"**{dataset} / {cls}**, {verdict(arms, floor, rule)}")
+        lines.append("\n".join(evidence(arms, floor, rule)))
     paired = table[~is_base & (table["paired_ssim_skipped"] == "")]
     for _, row in paired.iterrows():
         lines.append(f"**{row['dataset']}**: label map → image (`{row['experiment']}`), held-out SSIM "
@@ -314,7 +335,7 @@ def legend(table: pd.DataFrame) -> list[str]:
     ]
 
 
-def markdown(table: pd.DataFrame) -> str:
+def markdown(table: pd.DataFrame, rule: VerdictRule = VerdictRule()) -> str:
     """summary.md from headline_table: skipped cells as `– (a)` with the reasons below."""
     codes: dict[str, str] = {}
     users: dict[str, list[str]] = {}
@@ -352,9 +373,9 @@ def markdown(table: pd.DataFrame) -> str:
         "",
         "## What the numbers say",
         "",
-        VERDICT_RULE,
+        rule.text(),
         "",
-        *([line + "\n" for line in answer(table)] or ["(no generator with a KID to compare)\n"]),
+        *([line + "\n" for line in answer(table, rule)] or [f"(no generator with a {rule.rank_by.upper()} to compare)\n"]),
         "",
         "## The table",
         "",
@@ -406,6 +427,7 @@ def summarize(params: dict) -> pd.DataFrame:
     """Write summary.csv (everything) and summary.md (the headline table); return the former."""
     table = full_table(params)
     write_text(paths.SUMMARY_CSV, table.to_csv(index=False))
-    write_text(paths.SUMMARY_MD, "\n".join([markdown(headline_table(params)), *segmentation_section(params)]))
+    write_text(paths.SUMMARY_MD, "\n".join([markdown(headline_table(params), VerdictRule.of(params)),
+                                             *segmentation_section(params)]))
     write_summary_provenance(params)
     return table
