@@ -37,7 +37,9 @@ def networks(packaged, tmp_path_factory):
             inception.model(weights))
 
 
-def test_fast_model_gives_pytorch_fids_features_without_a_warning(networks, packaged, tmp_path_factory):
+def test_fast_model_gives_pytorch_fids_features_without_a_warning(networks, packaged, tmp_path_factory,
+                                                                  monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # the ONNX export is cached under results/cache/inception
     _, _, pytorch_fid_protocol = networks
     converted = inception.converted(packaged, tmp_path_factory.mktemp("fast"))
     weights = inception.Weights(converted, packaged.name, inception.sha256(packaged), "test")
@@ -47,10 +49,23 @@ def test_fast_model_gives_pytorch_fids_features_without_a_warning(networks, pack
     assert [str(w.message) for w in caught] == []  # torch.jit's deprecation handled, not shown
     assert fast.kind.startswith("onnxruntime ") and fast.device.type == "cpu"
     assert_same_features(fast, pytorch_fid_protocol)
+    exported = inception.onnx_file(weights)
+    assert exported.parent == inception.CONVERTED_DIR and weights.state_dict_sha256[:16] in exported.name
+    assert f"_torch{torch.__version__}_opset{inception.ONNX_OPSET}" in exported.name
+    stamp = exported.stat().st_mtime_ns
+    # a second process's model: the cached export, no state dict loaded again, the same features
+    monkeypatch.setattr(inception, "model", lambda *a, **k: pytest.fail("the cached export was not reused"))
+    again = inception.fast_model(weights)
+    assert exported.stat().st_mtime_ns == stamp
+    assert sorted(p.name for p in exported.parent.iterdir()) == [exported.name, f"{exported.name}.lock"]
+    torch.manual_seed(2)
+    batch = torch.rand(4, 3, 64, 64)
+    assert torch.equal(again(batch), fast(batch))
 
 
 def test_torch_fallback_gives_pytorch_fids_features_when_onnxruntime_fails(networks, packaged, tmp_path_factory,
-                                                                           monkeypatch, capsys):
+                                                                           monkeypatch, capsys, tmp_path):
+    monkeypatch.chdir(tmp_path)
     _, _, pytorch_fid_protocol = networks
     converted = inception.converted(packaged, tmp_path_factory.mktemp("fallback"))
     weights = inception.Weights(converted, packaged.name, inception.sha256(packaged), "test")

