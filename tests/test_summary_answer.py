@@ -103,6 +103,11 @@ def test_arms_ranked_by_one_metric_and_read_against_the_floor_by_another():
     assert "`mlp`: FRD 1387 over 3 seed(s)" in evidence and "seeds 880, 840, 1050; KID seeds 0.23, 0.31, 0.25" in evidence
     assert "real-vs-real floor: FRD 258 [0, 855]; KID 0.01 [0, 0.02]." in evidence
     assert "per-seed FRDs" in summary.markdown(both, rule) and "floor's interval of KID" in rule.text()
+    # an arm without the floor's metric (KID skipped) gets no floor clause, rather than "every seed"
+    no_kid = both.copy()
+    no_kid.at[0, "kid_seeds"] = []
+    assert "`dcgan`: not yet indistinguishable" in summary.answer(no_kid, rule)[0]
+    assert "`mlp`" not in summary.answer(no_kid, rule)[0].split("better than `mlp`.")[1]
 
 
 def test_guard_findings_are_counted_per_seed_and_multiplicity_is_named():

@@ -206,8 +206,8 @@ def pair_claims(arms: pd.DataFrame, key: str) -> tuple[list[tuple[str, str]], li
 
 def floor_status(values: list[float], floor, key: str) -> str | None:
     """Where an arm's seeds (values of `key`) lie against the real-vs-real floor's interval of
-    `key` (None: no floor)."""
-    if floor is None or pd.isna(floor[f"{key}_ci_high"]):
+    `key` (None: no floor, or the arm has no value of `key`)."""
+    if floor is None or not values or pd.isna(floor[f"{key}_ci_high"]):
         return None
     high, name = floor[f"{key}_ci_high"], key.upper()
     above = sum(v > high for v in values)
