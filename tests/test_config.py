@@ -64,8 +64,9 @@ def test_baseline_classes_must_cover_every_experiment_and_narrow_the_floor(tmp_p
 def test_the_verdict_metrics_must_be_computed_and_default_to_kid(tmp_path):
     raw, path = tiny_params(), tmp_path / "params.yaml"
     raw["evaluate"]["metrics"] = ["fid"]
-    path.write_text(yaml.safe_dump(raw))  # no verdict declared: KID's default, no verdict without KID
+    path.write_text(yaml.safe_dump(raw))  # KID, the default: no verdict without KID, no error
     assert config.load(path)["evaluate"]["verdict"] == {"rank_by": "kid", "floor_by": "kid"}
+    assert config.validate(config.load(path)) == config.load(path)  # defaults filled (as Snakemake hands it over)
     raw["evaluate"]["verdict"] = {"rank_by": "frd", "floor_by": "fid"}
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(config.ConfigError, match=r"evaluate\.verdict\.rank_by': 'frd' is not among evaluate\.metrics") as err:

@@ -38,7 +38,7 @@ def networks(packaged, tmp_path_factory):
 
 
 def test_fast_model_gives_pytorch_fids_features_without_a_warning(networks, packaged, tmp_path_factory,
-                                                                  monkeypatch, tmp_path):
+                                                                  monkeypatch, tmp_path, capsys):
     monkeypatch.chdir(tmp_path)  # the ONNX export is cached under results/cache/inception
     _, _, pytorch_fid_protocol = networks
     converted = inception.converted(packaged, tmp_path_factory.mktemp("fast"))
@@ -54,6 +54,7 @@ def test_fast_model_gives_pytorch_fids_features_without_a_warning(networks, pack
     assert f"_torch{torch.__version__}_opset{inception.ONNX_OPSET}" in exported.name
     stamp = exported.stat().st_mtime_ns
     # a second process's model: the cached export, no state dict loaded again, the same features
+    original_model = inception.model
     monkeypatch.setattr(inception, "model", lambda *a, **k: pytest.fail("the cached export was not reused"))
     again = inception.fast_model(weights)
     assert exported.stat().st_mtime_ns == stamp
@@ -61,6 +62,12 @@ def test_fast_model_gives_pytorch_fids_features_without_a_warning(networks, pack
     torch.manual_seed(2)
     batch = torch.rand(4, 3, 64, 64)
     assert torch.equal(again(batch), fast(batch))
+
+    monkeypatch.setattr(inception, "model", original_model)
+    exported.write_bytes(exported.read_bytes()[:1000])  # a damaged cache: named, exported again
+    repaired = inception.fast_model(weights)
+    assert f"{exported}: cannot be loaded" in capsys.readouterr().out
+    assert repaired.kind.startswith("onnxruntime ") and torch.equal(repaired(batch), fast(batch))
 
 
 def test_torch_fallback_gives_pytorch_fids_features_when_onnxruntime_fails(networks, packaged, tmp_path_factory,

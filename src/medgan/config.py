@@ -78,18 +78,15 @@ def _unshared(value):
 def validate(params: dict, source: str = DEFAULT_PARAMS) -> dict:
     """Return a validated copy of `params` with schema defaults filled in."""
     params = _unshared(params)
-    # the schema's default verdict (KID) simply gives no verdict where KID is not computed; a
-    # verdict the user declared must name computed metrics
-    verdict_declared = isinstance(params.get("evaluate"), dict) and params["evaluate"].get("verdict") is not None
     errors = sorted(_validator_filling_defaults()(load_schema()).iter_errors(params), key=str)
     if errors:
         lines = [f"  - at '{_key_path(e)}': {e.message}{_hint(e)}" for e in errors]
         raise ConfigError(f"{source} is invalid:\n" + "\n".join(lines))
-    _check_references(params, source, verdict_declared)
+    _check_references(params, source)
     return params
 
 
-def _check_references(params: dict, source: str, verdict_declared: bool = True) -> None:
+def _check_references(params: dict, source: str) -> None:
     problems = []
     for name, exp in params["experiments"].items():
         dataset = params["datasets"].get(exp["dataset"])
@@ -113,8 +110,7 @@ def _check_references(params: dict, source: str, verdict_declared: bool = True) 
     problems += [f"  - at 'synthesize.{key}': {text}" for key, text in _synthesize_problems(params)]
     problems += [f"  - at 'export.{key}': {text}" for key, text in _export_problems(params)]
     problems += [f"  - at 'evaluate.{key}': {text}" for key, text in _baseline_class_problems(params)]
-    if verdict_declared:
-        problems += [f"  - at 'evaluate.{key}': {text}" for key, text in _verdict_problems(params["evaluate"])]
+    problems += [f"  - at 'evaluate.{key}': {text}" for key, text in _verdict_problems(params["evaluate"])]
     if problems:
         raise ConfigError(f"{source} is invalid:\n" + "\n".join(problems))
 
@@ -132,10 +128,14 @@ def _listed_experiment_problems(params: dict, names: list[str], variants, need: 
 
 
 def _verdict_problems(settings: dict) -> list[tuple[str, str]]:
-    """The verdict's metrics must be computed: each of verdict.rank_by / floor_by among metrics."""
-    return [(f"verdict.{role}", f"'{settings['verdict'][role]}' is not among evaluate.metrics {settings['metrics']}: "
+    """A metric chosen for the verdict (verdict.rank_by / floor_by other than the schema's default)
+    must be among metrics. The default (KID) may be absent: summary.md then has no verdict (the
+    config Snakemake hands over has the defaults filled, so "chosen" cannot mean "written")."""
+    defaults = load_schema()["properties"]["evaluate"]["properties"]["verdict"]["properties"]
+    return [(f"verdict.{role}", f"'{metric}' is not among evaluate.metrics {settings['metrics']}: "
              f"add it there, or choose one of {[m for m in ('kid', 'fid', 'frd') if m in settings['metrics']]}")
-            for role in ("rank_by", "floor_by") if settings["verdict"][role] not in settings["metrics"]]
+            for role, metric in settings["verdict"].items()
+            if metric != defaults[role]["default"] and metric not in settings["metrics"]]
 
 
 def _synthesize_problems(params: dict) -> list[tuple[str, str]]:

@@ -299,16 +299,19 @@ def _quiet_torch_jit():
         yield
 
 
-def onnx_file(weights: Weights) -> Path:
+def onnx_file(weights: Weights, again: bool = False) -> Path:
     """The pool network of `weights` exported to ONNX (torch's TorchScript-based exporter), made
     once and cached in CONVERTED_DIR under a name holding the state dict's hash, torch's version
     (the exporter) and the opset: each evaluate process then skips the ~3 s export and loading
-    the state dict a second time. An ONNX file is a protobuf graph: loading it runs no code."""
+    the state dict a second time. An ONNX file is a protobuf graph: loading it runs no code.
+    `again`: replace the cached file (it could not be loaded)."""
     import torch
 
     target = CONVERTED_DIR / (f"pytorch_fid_pool2048_{weights.state_dict_sha256[:16]}_torch{torch.__version__}"
                               f"_opset{ONNX_OPSET}.onnx")
     with exclusive(target):
+        if again:
+            target.unlink(missing_ok=True)
         if not target.is_file():
             net = _pool_only(model(weights))
             with atomic_file(target) as tmp, torch.no_grad(), _quiet_torch_jit():
@@ -330,7 +333,13 @@ def _onnxruntime_model(weights: Weights, device) -> PoolFeatures:
     # no memory arena: it keeps the largest batch's activations (peak 3.1 GB vs 1.7 GB at batch 32
     # here), and speed is the same without it (21.1 vs 21.2 images/s)
     options.enable_cpu_mem_arena = False
-    session = onnxruntime.InferenceSession(str(onnx_file(weights)), options, providers=["CPUExecutionProvider"])
+    path = onnx_file(weights)
+    try:
+        session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as err:  # noqa: BLE001 — a damaged cached export (hand edit, full disk): made again
+        print(f"{path}: cannot be loaded ({type(err).__name__}); exporting it again")
+        session = onnxruntime.InferenceSession(str(onnx_file(weights, again=True)), options,
+                                               providers=["CPUExecutionProvider"])
 
     def forward(x):
         images = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
