@@ -125,6 +125,12 @@ def test_summary_md_states_the_rule_and_its_error_rate():
     assert header.count("|") - 1 <= 14 and "| seeds |" in header
 
 
+def test_without_the_ranking_metric_summary_md_says_why_there_is_no_verdict():
+    text = summary.markdown(table(SEPARATED), summary.VerdictRule("frd", "kid"))
+    assert "(no verdict: no generator has a FRD to compare. If evaluate.metrics does not compute frd" in text
+    assert summary.VERDICT_MARK not in text.split("## The table")[0].split("Verdict rule")[1].split("\n", 1)[1]
+
+
 def test_markdown_marks_a_flagged_row():
     text = summary.markdown(table({"plain": [0.6, 0.5, 0.7]}, flags={"plain": "mode collapse in 1 of 3 seeds"}))
     assert "| plain ⚠ mode collapse in 1 of 3 seeds |" in text

@@ -110,7 +110,6 @@ def _check_references(params: dict, source: str) -> None:
     problems += [f"  - at 'synthesize.{key}': {text}" for key, text in _synthesize_problems(params)]
     problems += [f"  - at 'export.{key}': {text}" for key, text in _export_problems(params)]
     problems += [f"  - at 'evaluate.{key}': {text}" for key, text in _baseline_class_problems(params)]
-    problems += [f"  - at 'evaluate.{key}': {text}" for key, text in _verdict_problems(params["evaluate"])]
     if problems:
         raise ConfigError(f"{source} is invalid:\n" + "\n".join(problems))
 
@@ -125,17 +124,6 @@ def _listed_experiment_problems(params: dict, names: list[str], variants, need: 
         elif exp["variant"] not in variants:
             problems.append((f"experiments[{i}]", f"'{name}' is a {exp['variant']} experiment; {need}"))
     return problems
-
-
-def _verdict_problems(settings: dict) -> list[tuple[str, str]]:
-    """A metric chosen for the verdict (verdict.rank_by / floor_by other than the schema's default)
-    must be among metrics. The default (KID) may be absent: summary.md then has no verdict (the
-    config Snakemake hands over has the defaults filled, so "chosen" cannot mean "written")."""
-    defaults = load_schema()["properties"]["evaluate"]["properties"]["verdict"]["properties"]
-    return [(f"verdict.{role}", f"'{metric}' is not among evaluate.metrics {settings['metrics']}: "
-             f"add it there, or choose one of {[m for m in ('kid', 'fid', 'frd') if m in settings['metrics']]}")
-            for role, metric in settings["verdict"].items()
-            if metric != defaults[role]["default"] and metric not in settings["metrics"]]
 
 
 def _synthesize_problems(params: dict) -> list[tuple[str, str]]:

@@ -335,6 +335,11 @@ def legend(table: pd.DataFrame) -> list[str]:
     ]
 
 
+def no_verdict(rule: VerdictRule) -> str:
+    return (f"(no verdict: no generator has a {rule.rank_by.upper()} to compare. If evaluate.metrics does not "
+            f"compute {rule.rank_by}, add it there or set evaluate.verdict.rank_by to a metric it computes.)\n")
+
+
 def markdown(table: pd.DataFrame, rule: VerdictRule = VerdictRule()) -> str:
     """summary.md from headline_table: skipped cells as `– (a)` with the reasons below."""
     codes: dict[str, str] = {}
@@ -375,7 +380,7 @@ def markdown(table: pd.DataFrame, rule: VerdictRule = VerdictRule()) -> str:
         "",
         rule.text(),
         "",
-        *([line + "\n" for line in answer(table, rule)] or [f"(no generator with a {rule.rank_by.upper()} to compare)\n"]),
+        *([line + "\n" for line in answer(table, rule)] or [no_verdict(rule)]),
         "",
         "## The table",
         "",
