@@ -11,7 +11,7 @@
 Every state dict is loaded with torch.load(weights_only=True) from the bytes whose sha256 is
 recorded (`state_dict_sha256`). tests/test_inception.py shows the mapped network gives the
 packaged TorchScript module's features. `fast_model` is the same network at its fastest on a
-CPU: exported to ONNX once (cached beside the converted weights, `onnx_file`) and run by
+CPU: exported to ONNX once (cached under results/cache/inception, `onnx_file`) and run by
 onnxruntime (~1.5x torch's traced and frozen module here, ~2.5x eager;
 benchmarks/bench_evaluate.py), else traced and frozen by torch.
 """
