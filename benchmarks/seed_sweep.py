@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import sys
 from pathlib import Path
 
@@ -23,6 +22,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from medgan import paths  # noqa: E402
+from medgan.atomic import read_json  # noqa: E402
 from medgan.provenance import cpu_info  # noqa: E402
 from medgan.summary import ALPHA, one_sided_p  # noqa: E402
 
@@ -31,13 +32,16 @@ METRICS = ("kid", "fid", "frd")
 
 
 def seed_table(root: Path) -> pd.DataFrame:
+    """Every seed's value of METRICS per arm, from the arm's aggregate (medgan aggregate), the
+    file summary.md reads."""
     rows = []
     for arm in ARMS:
-        for path in sorted((root / "results/metrics/replicates" / arm).glob("r*.json"), key=lambda p: int(p.stem[1:])):
-            metrics = json.loads(path.read_text())
-            metrics = metrics.get("metrics", metrics)
-            rows.append({"experiment": arm, "replicate": int(path.stem[1:]),
-                         **{m: metrics[m]["value"] for m in METRICS}})
+        result = read_json(root / paths.path(paths.METRICS, experiment=arm), f"run `medgan aggregate {arm}` in {root}")
+        by_replicate: dict[int, dict] = {}
+        for metric in METRICS:
+            for seed in result["metrics"][metric]["seeds"]:
+                by_replicate.setdefault(seed["replicate"], {})[metric] = seed.get("value")
+        rows += [{"experiment": arm, "replicate": r, **values} for r, values in sorted(by_replicate.items())]
     return pd.DataFrame(rows)
 
 

@@ -28,18 +28,23 @@ def test_separation_counts_the_seed_choices_the_rule_separates(sweep):
     assert sweep.separation(worse, mixed, 3) == pytest.approx(expected)
 
 
+def write_aggregate(root, arm, base, replicates, metrics):
+    """An aggregate file (medgan aggregate's layout) whose seed i scores base + i / 10 in every metric."""
+    path = root / "results/metrics/experiments" / f"{arm}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    seeds = [{"replicate": i, "seed": 100 + i, "value": base + i / 10} for i in range(replicates)]
+    path.write_text(json.dumps({"metrics": {m: {"value": base, "seeds": seeds} for m in metrics}}))
+
+
 def test_reads_a_runs_replicates_and_refuses_too_few(sweep, tmp_path):
     for arm, base in zip(sweep.ARMS, (2.0, 1.0)):
-        folder = tmp_path / "results/metrics/replicates" / arm
-        folder.mkdir(parents=True)
-        for i in range(4):
-            (folder / f"r{i}.json").write_text(json.dumps({m: {"value": base + i / 10} for m in sweep.METRICS}))
+        write_aggregate(tmp_path, arm, base, 4, sweep.METRICS)
     table = sweep.seed_table(tmp_path)
     assert len(table) == 8 and table["replicate"].tolist() == [0, 1, 2, 3] * 2
     result = sweep.separation_table(table).set_index("metric")
     assert result.loc["KID", "DCGAN called better, 3 seeds per arm"] == 1.0
     sweep.main(["--root", str(tmp_path), "--out", str(tmp_path / "out")])
     assert "DCGAN called better" in (tmp_path / "out/seed_sweep.md").read_text()
-    (tmp_path / "results/metrics/replicates" / sweep.ARMS[0] / "r3.json").unlink()
+    write_aggregate(tmp_path, sweep.ARMS[0], 2.0, 3, sweep.METRICS)
     with pytest.raises(SystemExit, match=">= 4 replicates"):
         sweep.main(["--root", str(tmp_path), "--out", str(tmp_path / "out")])
