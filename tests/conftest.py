@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -67,6 +68,22 @@ def prepared(params) -> dict:
     prepare.prepare_dataset("tiny", params["datasets"]["tiny"], paths.path(paths.SLICES, dataset="tiny"),
                             params["seed"])
     return params
+
+
+FAILED_JOB_LOGS = re.compile(r"^\s*log: (.+?) \(check log file", re.MULTILINE)
+
+
+def failed_job_logs(cwd: Path, output: str, tail: int = 3000) -> str:
+    """The end of every log Snakemake names for a failed job: CI prints only the assertion, and a
+    job's traceback is in its log, not in Snakemake's output."""
+    shown = []
+    names = [name.strip() for logs in FAILED_JOB_LOGS.findall(output) for name in logs.split(",")]
+    for name in dict.fromkeys(names):
+        log = Path(cwd) / name
+        text = log.read_text(errors="replace")[-tail:] if log.is_file() else "(no such file)"
+        shown.append(f"--- {name} ---\n{text}")
+    free = shutil.disk_usage(cwd).free / 2**30
+    return "\n".join(shown + [f"(free disk under {cwd}: {free:.1f} GiB)"])
 
 
 def run_env() -> dict:

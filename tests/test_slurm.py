@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, TINY, apt_install, run_env
+from conftest import REPO, TINY, apt_install, failed_job_logs, run_env
 from medgan import paths
 
 pytestmark = pytest.mark.slurm
@@ -247,7 +247,8 @@ def test_the_profile_runs_the_demo_through_sbatch_and_matches_a_local_run(cluste
                   "--slurm-init-seconds-before-status-checks", "2"], on_slurm, env, WORKFLOW_LIMIT_S + 60)
     slurm_seconds = time.monotonic() - started
     output = result.stdout[-4000:] + result.stderr[-6000:]
-    assert result.returncode == 0, f"snakemake --profile slurm exited {result.returncode}:\n{output}\n{cluster.logs()}"
+    assert result.returncode == 0, (f"snakemake --profile slurm exited {result.returncode}:\n{output}\n"
+                                    f"{cluster.logs()}\n{failed_job_logs(on_slurm, result.stderr)}")
     assert "Using profile slurm" in result.stderr or "profiles/slurm" in result.stderr, output
 
     # Every job went through sbatch to this slurmctld and completed there.
@@ -273,7 +274,7 @@ def test_the_profile_runs_the_demo_through_sbatch_and_matches_a_local_run(cluste
     assert slurmctld_log.count("_slurm_rpc_submit_batch_job") >= sum(expected.values())
 
     run_local = run(["snakemake", "--cores", "2"], local, env, WORKFLOW_LIMIT_S)
-    assert run_local.returncode == 0, run_local.stderr[-4000:]
+    assert run_local.returncode == 0, run_local.stderr[-4000:] + failed_job_logs(local, run_local.stderr)
     pd.testing.assert_frame_equal(pd.read_csv(on_slurm / "results/metrics/summary.csv"),
                                   pd.read_csv(local / "results/metrics/summary.csv"))
     with capsys.disabled():  # the evidence, in CI's log even with -q

@@ -47,6 +47,23 @@ def atomic_file(final: str | os.PathLike) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def torch_save(obj, tmp: Path, final: Path) -> None:
+    """torch.save, with a full disk (ENOSPC, EDQUOT) raised as the OSError that the CLI explains,
+    naming the output rather than its temporary. Given a path, torch's C++ writer reports a full
+    disk only as "unexpected pos"; given a Python file, the OSError is there but torch's closing of
+    the archive raises that RuntimeError over it (the OSError is its __context__)."""
+    import torch
+
+    try:
+        with open(tmp, "wb") as out:
+            torch.save(obj, out)
+    except (OSError, RuntimeError) as err:
+        cause = err if isinstance(err, OSError) else err.__context__
+        if isinstance(cause, OSError) and cause.errno is not None:
+            raise OSError(cause.errno, cause.strerror, str(final)) from err
+        raise
+
+
 @contextlib.contextmanager
 def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     """Yield an empty temporary folder next to `final`; swap it in for `final` on success."""

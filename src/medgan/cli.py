@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -293,6 +295,19 @@ def run_prepare(args: argparse.Namespace, params: dict) -> None:
         ingest.prepare_dataset(name, dataset, paths.path(paths.SLICES, dataset=name), params["seed"], interim)
 
 
+DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+
+
+def disk_full_message(err: OSError) -> str:
+    """A full disk or an exhausted quota (shared clusters) is the user's to fix, not a bug."""
+    where = Path(err.filename or ".").resolve()
+    folder = next((p for p in (where, *where.parents) if p.exists()), Path("/"))
+    free = shutil.disk_usage(folder).free / 2**30
+    return (f"{os.strerror(err.errno)} writing {err.filename or 'an output'} ({free:.2f} GiB free under {folder}) — "
+            f"free space there or raise the quota, then run the same command again: outputs are written "
+            f"atomically, so nothing half-written was kept, and training resumes from its last checkpoint")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     started = time.perf_counter()
@@ -300,6 +315,11 @@ def main(argv: list[str] | None = None) -> int:
         run(args)
     except (MedganError, subprocess.CalledProcessError) as err:
         print(f"medgan {args.verb}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        if err.errno not in DISK_FULL:
+            raise
+        print(f"medgan {args.verb}: error: {disk_full_message(err)}", file=sys.stderr)
         return 2
     print(f"medgan {args.verb} {getattr(args, 'target', '')} done in {time.perf_counter() - started:.1f}s",
           file=sys.stderr)

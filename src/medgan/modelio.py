@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from . import labels, variants
-from .atomic import atomic_file
+from .atomic import atomic_file, torch_save
 from .errors import MedganError
 
 LAST, PREVIOUS = "last.pt", "previous.pt"
@@ -100,7 +100,7 @@ def save_checkpoint(state: dict, folder: str | os.PathLike) -> Path:
     """Write last.pt atomically; the one it replaces becomes previous.pt (also a rename)."""
     last = Path(folder) / LAST
     with atomic_file(last) as tmp:
-        torch.save(state, tmp)
+        torch_save(state, tmp, last)
         if last.exists():
             os.replace(last, last.with_name(PREVIOUS))
     return last
@@ -162,7 +162,7 @@ def remove_checkpoints(folder: str | os.PathLike) -> None:
 
 def save_model(model: dict, path: str | os.PathLike) -> None:
     with atomic_file(path) as tmp:
-        torch.save(model, tmp)
+        torch_save(model, tmp, Path(path))
 
 
 def load_generator(model_path: str | os.PathLike, device: str = "cpu") -> tuple[nn.Module, dict]:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import paths
-from ..atomic import atomic_file, exclusive
+from ..atomic import atomic_file, exclusive, torch_save
 from ..errors import MedganError
 from ..inception_files import PACKAGE, PACKAGE_VERSION, PACKAGED_FILE, PYTORCH_FID_FILE, packaged_file, pytorch_fid_file
 
@@ -173,15 +173,13 @@ def load_torchscript(source: Path):
 def converted(source: Path, folder: Path | None = None) -> Path:
     """The mapped state dict of `source`, made once and cached (in `folder`, default
     CONVERTED_DIR) under a name holding the source's hash and the conversion's version."""
-    import torch
-
     target = Path(folder or CONVERTED_DIR) / (f"pytorch_fid_inception_from_{source.stem}_{sha256(source)[:16]}"
                                               f"_v{CONVERSION_VERSION}.pth")
     with exclusive(target):
         if not target.is_file():
             state = mapped_state_dict(load_torchscript(source).state_dict())
             with atomic_file(target) as tmp:
-                torch.save(state, tmp)
+                torch_save(state, tmp, target)
     return target
 
 
