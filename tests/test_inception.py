@@ -178,11 +178,14 @@ def test_the_recorded_state_dict_hash_is_the_loaded_ones(packaged, tmp_path):
     assert len(state) == 6 * len(inception.conv_pairs())
     assert record["state_dict_sha256"] == inception.tensors_sha256(torch.load(converted, weights_only=True))
     assert record["sha256"] == inception.PACKAGED_SHA256 != record["state_dict_sha256"]
-    # a second conversion elsewhere (torch.save's bytes differ: a random serialization id) hashes the same
-    again = inception.converted(packaged, tmp_path / "again")
-    assert again.read_bytes() != converted.read_bytes()
-    assert inception.Weights(again, packaged.name, inception.PACKAGED_SHA256, "test").state_dict_sha256 == \
+    # the same tensors in a file with other bytes (torch.save by path names the archive after the file) hash the same
+    other = tmp_path / "other_name.pth"
+    torch.save(torch.load(converted, weights_only=True), other)
+    assert other.read_bytes() != converted.read_bytes()
+    assert inception.Weights(other, packaged.name, inception.PACKAGED_SHA256, "test").state_dict_sha256 == \
         record["state_dict_sha256"]
+    # a conversion made again elsewhere is the same file byte for byte (written through a Python file object)
+    assert inception.converted(packaged, tmp_path / "again").read_bytes() == converted.read_bytes()
     # The file replaced after its hash was recorded: refused, not loaded under the old hash.
     changed = dict(state)
     changed["Conv2d_1a_3x3.bn.bias"] = changed["Conv2d_1a_3x3.bn.bias"] + 1

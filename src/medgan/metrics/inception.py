@@ -225,8 +225,8 @@ def verified_state_dict(weights: Weights) -> dict:
 
 def tensors_sha256(state: dict) -> str:
     """sha256 of a state dict's content (names, dtypes, shapes, values in name order): the same
-    for the same tensors however the file was written (torch.save's files hold a random
-    serialization id, so two conversions of one source differ byte for byte)."""
+    for the same tensors however the file was written (torch.save given a path names the archive
+    inside after the file, so the same tensors saved under two names differ byte for byte)."""
     import numpy as np
 
     digest = hashlib.sha256()
