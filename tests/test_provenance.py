@@ -181,6 +181,9 @@ def test_a_tiny_pipeline_run_twice_in_fresh_folders_writes_identical_metric_file
     assert "skipped" in json.loads(first[aggregate])["metrics"]["paired_ssim_image"]
     assert headline_values(second[aggregate]) == values
     assert first == second  # byte for byte: replicate and aggregate files, baseline, summary.md (the verdict)
+    # and the model file: DVC sees an unchanged md5 when a retrain gives the same generator
+    model_file = paths.path(paths.MODEL, experiment="tiny_dcgan_tumour")
+    assert (tmp_path / "a" / model_file).read_bytes() == (tmp_path / "b" / model_file).read_bytes()
     metrics = json.loads(first[paths.path(paths.REPLICATE_METRICS, experiment="tiny_dcgan_tumour").as_posix()])
     values = [e["value"] for e in metrics["metrics"].values() if "value" in e]
     assert values and all(len(f"{v:.15g}".lstrip("-0.").replace(".", "").rstrip("0")) <= 6 for v in values)
