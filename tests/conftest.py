@@ -86,6 +86,13 @@ def failed_job_logs(cwd: Path, output: str, tail: int = 3000) -> str:
     return "\n".join(shown + [f"(free disk under {cwd}: {free:.1f} GiB)"])
 
 
+def command_failed(cmd, cwd: Path, result) -> str:
+    """The message of a failed command: its code, the ends of its output and, for Snakemake, the
+    logs of its failed jobs."""
+    return (f"{' '.join(map(str, cmd))} failed ({result.returncode}):\n{result.stdout[-3000:]}\n"
+            f"{result.stderr[-3000:]}\n{failed_job_logs(cwd, result.stderr)}")
+
+
 def run_env() -> dict:
     env = dict(os.environ)
     env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"

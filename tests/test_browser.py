@@ -22,7 +22,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from conftest import REPO, TINY, apt_install, run_env
+from conftest import REPO, TINY, apt_install, command_failed, run_env
 from medgan import config
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -64,7 +64,7 @@ def install_chromium() -> tuple[str, str]:
 
 def run(cmd, cwd, env):
     result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=PIPELINE_LIMIT_S)
-    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    assert result.returncode == 0, command_failed(cmd, cwd, result)
     return result
 
 

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import REPO, TINY, failed_job_logs, run_env
+from conftest import REPO, TINY, command_failed, run_env
 from medgan import config
 
 pytestmark = pytest.mark.slow
@@ -21,8 +21,7 @@ def run(cmd, cwd) -> str:
     result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL,
                             timeout=900)
     if result.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}\n"
-                             f"{failed_job_logs(cwd, result.stderr)}")
+        raise AssertionError(command_failed(cmd, cwd, result))
     return result.stdout + result.stderr
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, TINY, run_env
+from conftest import REPO, TINY, command_failed, run_env
 from medgan import config
 
 REPORT = REPO / "workflow" / "scripts" / "metrics_report.sh"
@@ -34,8 +34,7 @@ def run(cmd, cwd, env=None, check=True) -> subprocess.CompletedProcess:
     result = subprocess.run(cmd, cwd=cwd, env=env or git_env(), capture_output=True, text=True,
                             stdin=subprocess.DEVNULL, timeout=900)
     if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(map(str, cmd))} failed ({result.returncode}):\n"
-                             f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        raise AssertionError(command_failed(cmd, cwd, result))
     return result
 
 

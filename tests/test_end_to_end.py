@@ -6,7 +6,7 @@ import subprocess
 import pandas as pd
 import pytest
 
-from conftest import REPO, TINY, failed_job_logs, run_env
+from conftest import REPO, TINY, command_failed, run_env
 
 pytestmark = pytest.mark.slow
 
@@ -14,8 +14,7 @@ pytestmark = pytest.mark.slow
 def run(cmd, cwd, check=True):
     result = subprocess.run(cmd, cwd=cwd, env=run_env(), capture_output=True, text=True)
     if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}\n"
-                             f"{failed_job_logs(cwd, result.stderr)}")
+        raise AssertionError(command_failed(cmd, cwd, result))
     return result
 
 

@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, TINY, apt_install, failed_job_logs, run_env
+from conftest import REPO, TINY, apt_install, command_failed, failed_job_logs, run_env
 from medgan import paths
 
 pytestmark = pytest.mark.slurm
@@ -274,7 +274,7 @@ def test_the_profile_runs_the_demo_through_sbatch_and_matches_a_local_run(cluste
     assert slurmctld_log.count("_slurm_rpc_submit_batch_job") >= sum(expected.values())
 
     run_local = run(["snakemake", "--cores", "2"], local, env, WORKFLOW_LIMIT_S)
-    assert run_local.returncode == 0, run_local.stderr[-4000:] + failed_job_logs(local, run_local.stderr)
+    assert run_local.returncode == 0, command_failed(["snakemake", "--cores", "2"], local, run_local)
     pd.testing.assert_frame_equal(pd.read_csv(on_slurm / "results/metrics/summary.csv"),
                                   pd.read_csv(local / "results/metrics/summary.csv"))
     with capsys.disabled():  # the evidence, in CI's log even with -q

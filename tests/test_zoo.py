@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, failed_job_logs, run_env
+from conftest import REPO, command_failed, run_env
 from medgan import config, variants
 
 ZOO = REPO / "configs" / "zoo.yaml"
@@ -61,8 +61,8 @@ def test_the_zoo_runs_end_to_end_at_a_tiny_budget(project):
     overrides = {**TINY_BUDGET, "experiments": {name: {"train": {**exp.get("train", {}), **TINY_BUDGET["train"]}}
                                                 for name, exp in zoo_params()["experiments"].items()}}
     (project / "tiny.yaml").write_text(yaml.safe_dump(overrides))
-    result = subprocess.run(["snakemake", "--cores", "2", "--configfile", "configs/zoo.yaml", "tiny.yaml"],
-                            cwd=project, env=run_env(), capture_output=True, text=True, timeout=1500)
-    assert result.returncode == 0, result.stderr[-4000:] + failed_job_logs(project, result.stderr)
+    command = ["snakemake", "--cores", "2", "--configfile", "configs/zoo.yaml", "tiny.yaml"]
+    result = subprocess.run(command, cwd=project, env=run_env(), capture_output=True, text=True, timeout=1500)
+    assert result.returncode == 0, command_failed(command, project, result)
     summary = pd.read_csv(project / "results/metrics/summary.csv")
     assert set(zoo_params()["experiments"]) <= set(summary["experiment"])
