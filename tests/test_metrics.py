@@ -160,6 +160,67 @@ def test_interval_counts_patients_not_slices_on_clustered_data():
     assert as_patients["ci_high"] - as_patients["ci_low"] == pytest.approx(textbook, rel=1e-6)
 
 
+def _variance_from_interval(ci: dict) -> float:
+    return ((ci["ci_high"] - ci["ci_low"]) / (2 * stats.t.ppf(0.975, ci["ci_df"]))) ** 2
+
+
+def _mean_variances(statistic_of, n_a: int, n_b: int, dim: int, draws: int) -> tuple[float, float]:
+    """Mean over draws of the variance each interval implies, without and with second_order, for
+    a statistic of two independent standard-normal sets (images as units: 20 groups each)."""
+    plain, corrected = [], []
+    labels = [_labels("image:", range(n_a)), _labels("image:", range(n_b))]
+    for seed in range(draws):
+        rng = np.random.default_rng(seed)
+        x, y = rng.normal(size=(n_a, dim)), rng.normal(size=(n_b, dim))
+        statistic = lambda i, j: statistic_of(x[i], y[j])  # noqa: E731
+        for out, second in ((plain, False), (corrected, True)):
+            ci = common.interval(statistic, labels, "diversity_ratio", {"bootstrap": 1}, seed, second_order=second)
+            out.append(_variance_from_interval(ci))
+    return float(np.mean(plain)), float(np.mean(corrected))
+
+
+def test_second_order_correction_counts_the_interaction_of_two_sets_once():
+    # mean(x) . mean(y) of centred sets is pure interaction (Var = dim / (n_a n_b)), and each
+    # set's jackknife holds all of it; a first-order part twice its size (a * first coordinate
+    # of each mean, Var = a^2 (1/n_a + 1/n_b)) keeps the floor at half out of play.
+    n_a, n_b, dim = 60, 100, 8
+    interaction = dim / (n_a * n_b)
+    a = np.sqrt(2 * interaction / (1 / n_a + 1 / n_b))
+    plain, corrected = _mean_variances(lambda u, v: float(u.mean(0) @ v.mean(0) + a * (u[:, 0].mean() + v[:, 0].mean())),
+                                       n_a, n_b, dim, 60)
+    true = 3 * interaction
+    assert plain / true == pytest.approx(4 / 3, rel=0.1)
+    assert corrected / true == pytest.approx(1.0, rel=0.1)
+
+
+def test_second_order_correction_within_the_generated_set_is_centred_on_the_bias_curvature():
+    # |mean(y)|^2 of centred y has a pairwise part within y (Var = 2 dim / n_b^2). B / n, a bias
+    # with no variance, moves with every leave-out as FID's does: uncentred, the pair contrasts
+    # would be mostly its second difference, which differs between pairs of 4- and 5-image
+    # groups (96 images in 20 groups). a * mean of x's first coordinate (first order, twice the
+    # pairwise variance) keeps it a two-set statistic and the floor at half out of play.
+    n_a, n_b, dim, bias = 60, 96, 8, 300.0
+    pairwise = 2 * dim / n_b ** 2
+    a = np.sqrt(2 * pairwise * n_a)
+    plain, corrected = _mean_variances(
+        lambda u, v: float(v.mean(0) @ v.mean(0) + bias / len(v) + a * u[:, 0].mean()), n_a, n_b, dim, 60)
+    true = 3 * pairwise
+    assert plain / true == pytest.approx(4 / 3, rel=0.1)
+    assert corrected / true == pytest.approx(1.0, rel=0.1)
+
+
+def test_second_order_correction_never_removes_more_than_half():
+    # A pure-interaction statistic whose sets are tiny: the subtracted parts are noisy, the floor holds.
+    x, y = np.random.default_rng(0).normal(size=(2, 24, 3))
+    statistic = lambda i, j: float(x[i].mean(0) @ y[j].mean(0))  # noqa: E731
+    labels = [_labels("image:", range(24)), _labels("image:", range(24))]
+    plain = common.interval(statistic, labels, "diversity_ratio", {"bootstrap": 1}, 0)
+    corrected = common.interval(statistic, labels, "diversity_ratio", {"bootstrap": 1}, 0, second_order=True)
+    assert "second-order" in corrected["ci_method"] and "second-order" not in plain["ci_method"]
+    ratio = _variance_from_interval(corrected) / _variance_from_interval(plain)
+    assert 0.5 - 1e-9 <= ratio < 1.0
+
+
 def test_interval_needs_enough_patients_and_stays_in_the_metric_range():
     few = common.interval(lambda i: 0.5, [_labels("patient:", np.repeat(range(4), 10))], "prdc_coverage",
                           {"bootstrap": 1}, 0)

@@ -99,7 +99,7 @@ def fid_interval(real: np.ndarray, fake: np.ndarray, clusters: list, settings: d
     calibration benchmark's code path."""
     from .common import interval
 
-    return interval(lambda i, j: frechet_exact(real[i], fake[j]), clusters, name, settings, seed)
+    return interval(lambda i, j: frechet_exact(real[i], fake[j]), clusters, name, settings, seed, second_order=True)
 
 
 def compute(inp) -> dict:

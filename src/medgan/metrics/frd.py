@@ -61,7 +61,7 @@ def compute(inp) -> dict:
     value = max(frechet_squared(real, fake), 0.0)
     ci = interval(lambda i, j: max(fid.frechet_exact(real[i], fake[j]), 0.0),
                   [clusters_of(inp, inp.real)[keep_real], clusters_of(inp, inp.fake)[keep_fake]],
-                  "frd", inp.settings, inp.seed)
+                  "frd", inp.settings, inp.seed, second_order=True)
     extra = {"scale": "d_F^2 (frd-score v1 reports log of this)", "normalisation": NORMALISATION,
              "features": f"radiomics-{real.shape[1]}"}
     if value > 0:
