@@ -3,7 +3,7 @@
 Every number of a rerun moves (another CPU redraws every training), so the raw `dvc metrics
 diff` cannot say which changes matter. This compares two results/metrics folders (the base
 revision's and the workspace's): per experiment and headline metric, whether the change of the
-mean over seeds exceeds the across-seed 95% interval (medgan.replicates), and whether summary.md's
+median over seeds exceeds the across-seed 95% interval (medgan.replicates), and whether summary.md's
 verdict sentences changed. metrics_report.sh prints it beside the raw diff.
 """
 
@@ -40,8 +40,8 @@ def has_across_seed_interval(entry: dict) -> bool:
 
 
 def change_of(old: dict, new: dict) -> dict | None:
-    """How one metric's mean moved: None when either side has no value. `beyond` is True when
-    either mean lies outside the other run's across-seed interval, None when a side has none."""
+    """How one metric's median over seeds moved: None when either side has no value. `beyond` is True
+    when either median lies outside the other run's across-seed interval, None when a side has none."""
     if "value" not in old or "value" not in new:
         return None
     out = {"old": old["value"], "new": new["value"], "beyond": None}
@@ -52,7 +52,7 @@ def change_of(old: dict, new: dict) -> dict | None:
 
 
 def metric_changes(old: dict[str, dict], new: dict[str, dict]) -> list[dict]:
-    """Every headline metric of every experiment in both folders whose mean changed."""
+    """Every headline metric of every experiment in both folders whose median over seeds changed."""
     rows = []
     for name in [n for n in new if n in old]:
         for _, title, source in summary.HEADLINE:
@@ -78,7 +78,7 @@ def report(old_folder: Path, new_folder: Path) -> str:
     beyond = [c for c in changes if c["beyond"]]
     unknown = [c for c in changes if c["beyond"] is None]
     lines = ["### Signal or seed noise", "",
-             f"Changes of a mean over seeds beyond the across-seed 95% interval ({replicates.INTERVAL_METHOD}): "
+             f"Changes of a median over seeds beyond the across-seed 95% interval ({replicates.INTERVAL_METHOD}): "
              f"{len(beyond)} of {len(changes)} changed headline numbers."]
     if beyond:
         lines += ["", "| experiment | metric | base | workspace |", "|---|---|---|---|"]

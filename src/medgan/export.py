@@ -134,7 +134,7 @@ def value(metrics: dict, name: str):
 
 def fid_ratio(metrics: dict) -> float | None:
     """FID(real half, real half) / FID(real, synthetic): medigan's ratio, 1 = as close as two real
-    sets: the inverse of medgan's relative_fid (over several seeds, of its mean over the seeds)."""
+    sets: the inverse of medgan's relative_fid (over several seeds, of its median over the seeds)."""
     entry = metrics.get("relative_fid") or {}
     if entry.get("skipped") or not entry.get("value"):
         return None
@@ -171,7 +171,7 @@ DEFINITIONS = {
     "FID": "Fréchet Inception Distance, real held-out images vs generated (pytorch-fid's InceptionV3, 2048 features)",
     "FID_ratio": "FID(real half A, real half B) / FID(real, synthetic), halves split by patient: 1 = as close as "
                  "two real sets; 1 / medgan's relative_fid (synthetic over real-vs-real; with several training "
-                 "seeds, of its mean over the seeds)",
+                 "seeds, of its median over the seeds)",
     "CLF_delta": "classifier AUC trained on real + synthetic minus AUC trained on real only (utility_auc_gain)",
     "SEG_delta": "segmentation Dice trained on real + synthetic minus Dice trained on real only (point values)",
     "SSIM": "paired (label map -> image) SSIM to the real held-out image",
@@ -351,8 +351,8 @@ def card_rows(metrics: dict) -> list[dict]:
             values, entry = [r["value"] for r in runs], metrics[name]
             several = len(values) > 1
             rows.append({"name": name, "runs": runs, "spread": (min(values), max(values)) if several else None,
-                         "mean": entry["value"] if several else None,  # the aggregate's mean over seeds
-                         "mean_ci": (entry["ci_low"], entry["ci_high"]) if several and "ci_low" in entry else None})
+                         "median": entry["value"] if several else None,  # the aggregate's median over seeds
+                         "median_ci": (entry["ci_low"], entry["ci_high"]) if several and "ci_low" in entry else None})
     return rows
 
 

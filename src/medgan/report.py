@@ -162,7 +162,7 @@ def table_view(table: pd.DataFrame) -> dict:
 # figures
 
 def seed_strip_plot(table: pd.DataFrame) -> str | None:
-    """Each headline metric per arm with every seed as a point (the mean as a bar, the across-seed
+    """Each headline metric per arm with every seed as a point (the median as a bar, the across-seed
     interval as a line when there is one) and the real-vs-real floor as a dashed line: how far the
     seeds of one arm spread against the distances between arms. None when no arm has seeds."""
     experiments = table[table["kind"] == "experiment"]
@@ -185,7 +185,7 @@ def seed_strip_plot(table: pd.DataFrame) -> str | None:
                 continue
             jitter = np.linspace(-0.12, 0.12, len(seeds)) if len(seeds) > 1 else np.zeros(1)
             ax.scatter(x + jitter, seeds, s=22, color="tab:blue", zorder=3)
-            ax.hlines(np.mean(seeds), x - 0.25, x + 0.25, color="black", linewidth=1.5)
+            ax.hlines(np.median(seeds), x - 0.25, x + 0.25, color="black", linewidth=1.5)
             if pd.notna(arm[f"{metric}_ci_low"]) and len(seeds) > 1:
                 ax.vlines(x + 0.3, arm[f"{metric}_ci_low"], arm[f"{metric}_ci_high"], color="gray", linewidth=2)
         ax.set_xticks(range(len(experiments)))

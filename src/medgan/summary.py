@@ -251,7 +251,7 @@ def _seeds_cell(values: list[float]) -> str:
 
 
 def evidence(arms: pd.DataFrame, floor, rule: VerdictRule) -> list[str]:
-    """The numbers behind a verdict, one bullet each: every arm's seeds, mean and interval (and
+    """The numbers behind a verdict, one bullet each: every arm's seeds, median and interval (and
     its seeds of the floor's metric), the guard's findings per seed, each pair's p, the floor."""
     key, lines = rule.rank_by, []
     for _, arm in arms.iterrows():
@@ -296,7 +296,7 @@ def answer(table: pd.DataFrame, rule: VerdictRule = VerdictRule()) -> list[str]:
     for _, row in paired.iterrows():
         lines.append(f"**{row['dataset']}**: label map → image (`{row['experiment']}`), held-out SSIM "
                      f"{value_cell(row, 'paired_ssim')} over {row['n_real']} pairs "
-                     f"(mean of {len(row['paired_ssim_seeds'])} seed(s)).")
+                     f"(median of {len(row['paired_ssim_seeds'])} seed(s)).")
     return lines
 
 
@@ -366,8 +366,8 @@ def markdown(table: pd.DataFrame, rule: VerdictRule = VerdictRule()) -> str:
         "# medgan metrics",
         "",
         "Each experiment is trained, sampled and evaluated under several seeds (the `seeds` column; README "
-        "\"Seeds as replicates\"). An experiment's number: the mean over its seeds [95% across-seed interval: "
-        "Student t over the seed values, clipped to the metric's range; none with 2 seeds; with 1 seed, the "
+        "\"Seeds as replicates\"). An experiment's number: the median over its seeds (a typical training run) [95% across-seed interval "
+        "for that median: Student t over the seed values, clipped to the metric's range; none with 2 seeds; with 1 seed, the "
         "evaluation's own 95% CI of that one training draw]. Every seed's value is in summary.csv and the "
         "JSONs. Baseline rows: value [95% interval over held-out patients; none below 5 patients]; they compare two disjoint halves of the real "
         "held-out images (split by patient): read every row against its dataset/class's baseline. "
