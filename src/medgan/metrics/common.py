@@ -163,7 +163,7 @@ JACKKNIFE_GROUPS = 20      # a set with more clusters is cut into this many rand
 CI_METHOD = ("delete-one-patient jackknife (generated images: delete-a-group), "
              "Student t with Satterthwaite df")
 
-SECOND_ORDER_METHOD = (", second-order parts counted once (between sets; within the generated set)")
+SECOND_ORDER_METHOD = ", second-order parts counted once (between sets; within the generated set)"
 
 INF = float("inf")
 # The range of every metric that has an interval; intervals are clipped into it.
@@ -333,6 +333,8 @@ def _crowding(group_sizes: np.ndarray, n: int) -> np.ndarray:
 
 
 def _interaction(evaluate, estimates, everything, first: "_SetJackknife", second: "_SetJackknife") -> tuple:
+    """(the two sets' interaction variance, its df): sum of D_ij^2, each over both groups' crowding
+    (leaving a group out reweights the others, which adds their interaction terms to D_ij)."""
     both = np.array([[evaluate(_without(everything, {first.which: g, second.which: h})) for h in second.groups]
                      for g in first.groups])
     double = estimates - first.leave_outs[:, None] - second.leave_outs[None, :] + both
@@ -342,11 +344,14 @@ def _interaction(evaluate, estimates, everything, first: "_SetJackknife", second
 
 
 def _pairwise_part(evaluate, estimates, everything, one: "_SetJackknife") -> "tuple | None":
+    """(the set's own pairwise variance, its df), or None when two groups leave < 2 rows. A pair
+    contrast holds its own pairwise term plus the 2 (G - 2) terms that share one of its groups,
+    each reweighted by ~2/G when that group leaves: E[D_jk^2] = its part x (1 + 8 (G - 2) / G^2)."""
     n = len(everything[one.which])
     sizes = np.array([len(g) for g in one.groups])
-    pairs = list(itertools.combinations(range(len(one.groups)), 2))
     if n - np.sort(sizes)[-2:].sum() < 2:
         return None
+    pairs = list(itertools.combinations(range(len(one.groups)), 2))
     double = np.array([estimates - one.leave_outs[j] - one.leave_outs[k]
                        + evaluate(_without(everything, {one.which: np.concatenate([one.groups[j], one.groups[k]])}))
                        for j, k in pairs])
