@@ -250,8 +250,7 @@ def intervals(statistic: Callable[..., "list[float]"], clusters: list, names: li
                              "and 2 rows left when one is left out", patients)] * len(names)
         leave_outs = np.array([evaluate(_without(everything, {which: group})) for group in groups])
         variance = _jackknife_variance(estimates, leave_outs, np.array([len(g) for g in groups]), sizes[which])
-        sets.append(_SetJackknife(which, groups, leave_outs, variance, len(groups) - 1,
-                                  patient_count(labels) > 0))
+        sets.append(_SetJackknife(which, groups, leave_outs, variance, patient_count(labels) > 0))
     components = [(s.variance, s.dof) for s in sets]
     variance = sum(s.variance for s in sets)
     if second_order:
@@ -277,15 +276,22 @@ def intervals(statistic: Callable[..., "list[float]"], clusters: list, names: li
 
 @dataclass
 class _SetJackknife:
-    """One compared set's leave-outs: its groups of rows, the statistics without each, the
-    variance they give and its degrees of freedom."""
+    """One compared set's leave-outs: its groups of rows, the statistics without each and the
+    variance they give."""
 
     which: int
     groups: list
     leave_outs: np.ndarray
     variance: np.ndarray
-    dof: int
     patients: bool
+
+    @property
+    def dof(self) -> int:
+        return len(self.groups) - 1
+
+    @property
+    def group_sizes(self) -> np.ndarray:
+        return np.array([len(g) for g in self.groups])
 
 
 def _without(everything: list, removed: dict) -> list:
@@ -338,8 +344,8 @@ def _interaction(evaluate, estimates, everything, first: "_SetJackknife", second
     both = np.array([[evaluate(_without(everything, {first.which: g, second.which: h})) for h in second.groups]
                      for g in first.groups])
     double = estimates - first.leave_outs[:, None] - second.leave_outs[None, :] + both
-    weight = (_crowding(np.array([len(g) for g in first.groups]), len(everything[first.which]))[:, None]
-              * _crowding(np.array([len(h) for h in second.groups]), len(everything[second.which]))[None, :])
+    weight = (_crowding(first.group_sizes, len(everything[first.which]))[:, None]
+              * _crowding(second.group_sizes, len(everything[second.which]))[None, :])
     return (double ** 2 / weight[..., None]).sum((0, 1)), first.dof * second.dof
 
 
@@ -348,7 +354,7 @@ def _pairwise_part(evaluate, estimates, everything, one: "_SetJackknife") -> "tu
     contrast holds its own pairwise term plus the 2 (G - 2) terms that share one of its groups,
     each reweighted by ~2/G when that group leaves: E[D_jk^2] = its part x (1 + 8 (G - 2) / G^2)."""
     n = len(everything[one.which])
-    sizes = np.array([len(g) for g in one.groups])
+    sizes = one.group_sizes
     if n - np.sort(sizes)[-2:].sum() < 2:
         return None
     pairs = list(itertools.combinations(range(len(one.groups)), 2))
